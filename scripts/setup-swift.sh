@@ -22,7 +22,13 @@ in_root() {
         DEBIAN_FRONTEND=noninteractive "$@"
 }
 
-swift_version() { [ -x "$root/usr/bin/swiftc" ] && in_root swiftc --version 2>/dev/null; }
+# A runnable swiftc alone is not enough: a run killed midway can leave swiftlang unpacked but not
+# configured, or libc6-dev missing, so dpkg must also say both are installed.
+swift_version() {
+    [ -x "$root/usr/bin/swiftc" ] && in_root sh -c '
+        [ "$(dpkg-query -W -f="\${db:Status-Status} " swiftlang libc6-dev)" = "installed installed " ] &&
+        swiftc --version' 2>/dev/null
+}
 
 # Guard for the `rm -rf` calls below: never delete a tree that has something mounted inside it.
 remove_tree() {
@@ -65,8 +71,8 @@ fi
 if ! command -v debootstrap >/dev/null; then
     log "installing debootstrap on the host"
     # Refresh the package lists only when the install cannot find the package without it.
-    apt-get install -y -q --no-install-recommends debootstrap ||
-        { apt-get update -q && apt-get install -y -q --no-install-recommends debootstrap; }
+    { apt-get install -y -q --no-install-recommends debootstrap ||
+        { apt-get update -q && apt-get install -y -q --no-install-recommends debootstrap; }; } >&2
 fi
 
 # debootstrap builds into ROOT.partial and is renamed when complete, so an existing ROOT with apt
@@ -78,7 +84,7 @@ if [ ! -x "$root/usr/bin/apt-get" ]; then
         remove_tree "$root.partial"
         log "debootstrapping trixie into $root from $mirror (about a minute)"
         unshare --mount --propagation private -- \
-            debootstrap --variant=minbase trixie "$root.partial" "$mirror"
+            debootstrap --variant=minbase trixie "$root.partial" "$mirror" >&2
     }
     bootstrap || { log "debootstrap failed; retrying once from scratch"; bootstrap; }
     remove_tree "$root"
@@ -86,12 +92,14 @@ if [ ! -x "$root/usr/bin/apt-get" ]; then
 fi
 
 # `dpkg --configure -a` finishes an install that an earlier run left half done. libc6-dev is not a
-# dependency of swiftlang, but without it every link fails with "cannot find Scrt1.o".
+# dependency of swiftlang, but without it every link fails with "cannot find Scrt1.o". Use-Pty=0
+# because the root has no /dev/pts mounted. Progress goes to stderr: stdout is only the version.
 log "installing swiftlang in $root (about 530 MB download, 2.6 GB on disk)"
 in_root sh -c 'dpkg --configure -a &&
     apt-get update -q &&
-    apt-get install -y -q -o Acquire::Retries=3 --no-install-recommends swiftlang libc6-dev &&
-    apt-get clean'
+    apt-get install -y -q -o Acquire::Retries=3 -o Dpkg::Use-Pty=0 \
+        --no-install-recommends swiftlang libc6-dev &&
+    apt-get clean' >&2
 
 if ! version=$(swift_version); then
     log "swiftc does not run in $root; remove it and rerun"

@@ -1,1 +1,323 @@
+//! Starling's on-device core: capture, storage and sync of engagement events.
+//!
+//! The public type is one handle, [`Starling`], opened from a [`Config`]:
+//!
+//! ```no_run
+//! use starling_core::{Config, Event, Starling};
+//!
+//! let config = Config::new("/data/app/starling").with_server("https://starling.example.com", "key");
+//! let starling = Starling::open(config)?;
+//! starling.set_consent(true)?;
+//! starling.track(Event::new("screen_view").with("screen", "home"))?;
+//! starling.flush()?; // durable from here on
+//! let report = starling.sync()?; // usually from a background job
+//! println!("sent {} events", report.events_sent);
+//! # Ok::<(), starling_core::Error>(())
+//! ```
+//!
+//! `track` validates the event and hands it to a writer thread that owns the SQLite database; it
+//! never waits on I/O. `docs/architecture.md` describes the threads and the durability contract.
+#![warn(missing_docs)]
 
+mod capture;
+mod config;
+mod error;
+mod storage;
+mod sync;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Sender, TrySendError};
+
+pub use capture::{Event, InvalidEvent, Limits, Value};
+pub use config::Config;
+pub use error::{Error, Result};
+pub use sync::SyncReport;
+
+use storage::store::{NewEvent, Store};
+use storage::writer::{Command, Reply, Writer};
+
+/// Version of this SDK, sent with every batch.
+pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// File name of the database inside [`Config::data_dir`].
+pub const DATABASE_FILE: &str = storage::DB_FILE;
+
+/// Counters and queue sizes: what happened to every event this device has seen.
+///
+/// Every event accepted by `track` is, at any moment, in exactly one of: uncommitted,
+/// unsealed, batched, sent, evicted, dropped, or deleted by consent withdrawal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Diagnostics {
+    /// Events committed to the database since it was created.
+    pub events_committed: u64,
+    /// Events the server acknowledged.
+    pub events_sent: u64,
+    /// Batches the server acknowledged.
+    pub batches_sent: u64,
+    /// Events evicted because the store reached its size bound.
+    pub events_evicted_size: u64,
+    /// Events evicted because they reached the age bound.
+    pub events_evicted_age: u64,
+    /// Events in batches the server refused for good.
+    pub events_dropped_rejected: u64,
+    /// Batches dropped for any reason (refused, evicted).
+    pub batches_dropped: u64,
+    /// Events deleted because consent was withdrawn.
+    pub events_deleted_by_consent: u64,
+    /// Times a damaged database was moved aside and recreated.
+    pub database_recoveries: u64,
+    /// Events dropped from memory because the store refused writes for too long (this process).
+    pub events_dropped_unwritable: u64,
+    /// Events rejected by validation (this process).
+    pub events_rejected_invalid: u64,
+    /// Events refused because the in-memory queue was full (this process).
+    pub events_dropped_queue_full: u64,
+    /// Events accepted but not yet committed.
+    pub events_uncommitted: u64,
+    /// Committed events not yet sealed into a batch.
+    pub events_unsealed: u64,
+    /// Sealed batches waiting for upload.
+    pub batches_queued: u64,
+    /// Events in those batches.
+    pub events_batched: u64,
+    /// Bytes the store holds (events and batches), as counted against `max_store_bytes`.
+    pub stored_bytes: u64,
+}
+
+/// State shared between the handle and the writer thread.
+pub(crate) struct Shared {
+    pub(crate) consent: AtomicBool,
+    pub(crate) rejected_invalid: AtomicU64,
+    pub(crate) dropped_queue_full: AtomicU64,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) shared: Arc<Shared>,
+    tx: Sender<Command>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) transport: Option<sync::transport::Transport>,
+    pub(crate) sync_lock: Mutex<()>,
+    background: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
+}
+
+impl Inner {
+    /// Sends a command to the writer thread and waits for its reply.
+    pub(crate) fn request<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T> {
+        let (reply, answer) = bounded(1);
+        self.tx.send(make(reply)).map_err(|_| Error::Closed)?;
+        answer.recv().map_err(|_| Error::Closed)?
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        if let Some((stop, handle)) = self
+            .background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            drop(stop);
+            let _ = handle.join();
+        }
+        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(handle) = handle else {
+            return Ok(());
+        };
+        let result = self.request(Command::Shutdown);
+        let _ = handle.join();
+        result
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            log::warn!("starling: final commit failed on close: {e}");
+        }
+    }
+}
+
+/// A Starling instance: one per app process and data directory.
+///
+/// Cheap to clone; all clones share one writer thread. Dropping the last clone commits what is
+/// buffered and stops the threads.
+#[derive(Clone)]
+pub struct Starling {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Starling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Starling")
+            .field("data_dir", &self.inner.config.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Starling {
+    /// Opens (or creates) the store in `config.data_dir` and starts the writer thread.
+    ///
+    /// Opening reads the database, so call it off the UI thread. A damaged database is moved
+    /// aside and replaced; see [`Diagnostics::database_recoveries`].
+    pub fn open(config: Config) -> Result<Starling> {
+        config.validate()?;
+        let transport = sync::transport::Transport::new(&config)?;
+        let (mut store, _report) = Store::open(&config.data_dir)?;
+        let consent = store.meta("consent")?.as_deref() == Some("granted");
+        store.device_id()?;
+
+        let shared = Arc::new(Shared {
+            consent: AtomicBool::new(consent),
+            rejected_invalid: AtomicU64::new(0),
+            dropped_queue_full: AtomicU64::new(0),
+        });
+        let (tx, rx) = bounded(config.queue_capacity);
+        let writer = Writer::new(store, config.clone(), Arc::clone(&shared));
+        let handle = std::thread::Builder::new()
+            .name("starling-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| Error::Storage(format!("could not start the writer thread: {e}")))?;
+
+        let starling = Starling {
+            inner: Arc::new(Inner {
+                config,
+                shared,
+                tx,
+                writer: Mutex::new(Some(handle)),
+                transport,
+                sync_lock: Mutex::new(()),
+                background: Mutex::new(None),
+            }),
+        };
+        if let Some(interval_ms) = starling.inner.config.background_sync_interval_ms {
+            starling.start_background_sync(interval_ms)?;
+        }
+        Ok(starling)
+    }
+
+    /// Records an event. Validates it on the calling thread and queues it for the writer
+    /// thread; returns in microseconds and never waits on I/O.
+    ///
+    /// The event is durable once [`flush`](Self::flush) returns, or at the latest
+    /// `flush_interval_ms` after this call.
+    pub fn track(&self, event: Event) -> Result<()> {
+        if !self.inner.shared.consent.load(Ordering::Relaxed) {
+            return Err(Error::NoConsent);
+        }
+        let now = now_ms();
+        if let Err(e) = capture::validate(&event, now, self.inner.config.max_future_skew_ms) {
+            self.inner
+                .shared
+                .rejected_invalid
+                .fetch_add(1, Ordering::Relaxed);
+            log::debug!("starling: rejected an event: {e}");
+            return Err(e.into());
+        }
+        let event = NewEvent {
+            name: event.name,
+            time_ms: event.time_ms.unwrap_or(now),
+            recorded_ms: now,
+            properties: event.properties,
+        };
+        match self.inner.tx.try_send(Command::Track(event)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                self.inner
+                    .shared
+                    .dropped_queue_full
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(Error::QueueFull {
+                    capacity: self.inner.config.queue_capacity,
+                })
+            }
+            Err(TrySendError::Disconnected(_)) => Err(Error::Closed),
+        }
+    }
+
+    /// Commits every event tracked so far; when it returns `Ok`, they survive a crash or a
+    /// killed process. Waits on disk I/O: call it off the UI thread.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.request(Command::Flush)
+    }
+
+    /// Seals pending events into batches and uploads them, on the calling thread. Returns what
+    /// happened; failures worth retrying are reported in the [`SyncReport`], not as errors.
+    pub fn sync(&self) -> Result<SyncReport> {
+        sync::run(&self.inner)
+    }
+
+    /// Grants or withdraws consent. Without consent nothing is recorded or sent; withdrawing it
+    /// deletes every queued event and batch. The choice is persisted.
+    pub fn set_consent(&self, granted: bool) -> Result<()> {
+        if !granted {
+            // Refuse new events at once, before the writer has deleted the old ones.
+            self.inner.shared.consent.store(false, Ordering::SeqCst);
+        }
+        self.inner.request(|r| Command::SetConsent(granted, r))
+    }
+
+    /// Whether consent is currently granted.
+    pub fn consent(&self) -> bool {
+        self.inner.shared.consent.load(Ordering::SeqCst)
+    }
+
+    /// The pseudonymous device id: random, stored on the device, never derived from hardware.
+    pub fn device_id(&self) -> Result<String> {
+        self.inner.request(Command::DeviceId)
+    }
+
+    /// Replaces the device id with a new random one. Events tracked before the reset are sent
+    /// under the old id; later ones under the new id.
+    pub fn reset_device_id(&self) -> Result<String> {
+        self.inner.request(Command::ResetDeviceId)
+    }
+
+    /// Counters and queue sizes.
+    pub fn diagnostics(&self) -> Result<Diagnostics> {
+        self.inner.request(Command::Diagnostics)
+    }
+
+    /// Commits what is buffered and stops the threads. Later calls fail with
+    /// [`Error::Closed`]. Dropping the last handle does the same.
+    pub fn close(&self) -> Result<()> {
+        self.inner.shutdown()
+    }
+
+    fn start_background_sync(&self, interval_ms: u64) -> Result<()> {
+        let (stop, stopped) = bounded::<()>(0);
+        let weak = Arc::downgrade(&self.inner);
+        let handle = std::thread::Builder::new()
+            .name("starling-sync".into())
+            .spawn(move || {
+                // Wakes every interval until the handle is closed (the sender is dropped).
+                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(Duration::from_millis(interval_ms))
+                {
+                    let Some(inner) = weak.upgrade() else { return };
+                    match sync::run(&inner) {
+                        Ok(_) | Err(Error::NoConsent) => {}
+                        Err(e) => log::warn!("starling: background sync failed: {e}"),
+                    }
+                }
+            })
+            .map_err(|e| Error::Storage(format!("could not start the sync thread: {e}")))?;
+        *self
+            .inner
+            .background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some((stop, handle));
+        Ok(())
+    }
+}
+
+/// The device clock, Unix epoch milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -180,7 +180,10 @@ impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DecodeError::ColumnLength(column) => {
-                write!(f, "column `{column}` does not match the number of events or properties")
+                write!(
+                    f,
+                    "column `{column}` does not match the number of events or properties"
+                )
             }
             DecodeError::StringIndex(index) => {
                 write!(f, "string index {index} is outside the string table")
@@ -239,7 +242,9 @@ pub fn decode_events(batch: &EventBatch) -> Result<Vec<WireEvent>, DecodeError> 
         let count = batch.property_counts[i] as usize;
         let mut properties = Vec::with_capacity(count);
         for _ in 0..count {
-            let packed = *keys.next().ok_or(DecodeError::ColumnLength("property_keys"))?;
+            let packed = *keys
+                .next()
+                .ok_or(DecodeError::ColumnLength("property_keys"))?;
             let key = string(packed >> 3)?.clone();
             let value = match PropertyKind::try_from((packed & 7) as i32) {
                 Ok(PropertyKind::String) => {
@@ -248,16 +253,18 @@ pub fn decode_events(batch: &EventBatch) -> Result<Vec<WireEvent>, DecodeError> 
                         .ok_or(DecodeError::ColumnLength("string_values"))?;
                     Value::String(string(index)?.clone())
                 }
-                Ok(PropertyKind::Int) => Value::Int(
-                    *ints.next().ok_or(DecodeError::ColumnLength("int_values"))?,
-                ),
+                Ok(PropertyKind::Int) => {
+                    Value::Int(*ints.next().ok_or(DecodeError::ColumnLength("int_values"))?)
+                }
                 Ok(PropertyKind::Float) => Value::Float(
                     *floats
                         .next()
                         .ok_or(DecodeError::ColumnLength("float_values"))?,
                 ),
                 Ok(PropertyKind::Bool) => Value::Bool(
-                    *bools.next().ok_or(DecodeError::ColumnLength("bool_values"))?,
+                    *bools
+                        .next()
+                        .ok_or(DecodeError::ColumnLength("bool_values"))?,
                 ),
                 Ok(PropertyKind::Timestamp) => {
                     let offset = *timestamps
@@ -345,7 +352,11 @@ mod tests {
         }
         builder.add_loss("evicted_size", 4);
         let batch = builder.finish();
-        assert_eq!(batch.strings.len(), 8, "each distinct string is stored once");
+        assert_eq!(
+            batch.strings.len(),
+            8,
+            "each distinct string is stored once"
+        );
         assert_eq!(decode_events(&batch).unwrap(), sample());
         assert_eq!(batch.losses[0].events, 4);
     }
@@ -360,7 +371,10 @@ mod tests {
 
         let mut b = good.clone();
         b.time_deltas_ms.pop();
-        assert_eq!(decode_events(&b), Err(DecodeError::ColumnLength("time_deltas_ms")));
+        assert_eq!(
+            decode_events(&b),
+            Err(DecodeError::ColumnLength("time_deltas_ms"))
+        );
 
         let mut b = good.clone();
         b.names[0] = 99;
@@ -376,10 +390,16 @@ mod tests {
 
         let mut b = good.clone();
         b.int_values.push(1);
-        assert_eq!(decode_events(&b), Err(DecodeError::ColumnLength("int_values")));
+        assert_eq!(
+            decode_events(&b),
+            Err(DecodeError::ColumnLength("int_values"))
+        );
 
         let mut b = good;
         b.property_counts[2] = 1;
-        assert_eq!(decode_events(&b), Err(DecodeError::ColumnLength("property_keys")));
+        assert_eq!(
+            decode_events(&b),
+            Err(DecodeError::ColumnLength("property_keys"))
+        );
     }
 }

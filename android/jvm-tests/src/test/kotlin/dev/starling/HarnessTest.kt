@@ -3,6 +3,7 @@ package dev.starling
 import android.app.Application
 import com.sun.jna.Library
 import com.sun.jna.Native
+import com.sun.jna.NativeLibrary
 import dev.starling.android.StarlingLifecycle
 import kotlinx.coroutines.test.runTest
 import kotlinx.coroutines.withContext
@@ -10,6 +11,7 @@ import kotlinx.coroutines.Dispatchers
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
 import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.Assumptions.assumeTrue
 import org.junit.jupiter.api.Test
 import java.io.File
 
@@ -38,9 +40,15 @@ class HarnessTest {
     fun `surefire passes jna library path from starling lib dir`() {
         val dir = System.getProperty("jna.library.path")
         assertTrue(!dir.isNullOrBlank(), "jna.library.path must be set by surefire")
-        // Default is <repo>/target/debug; an override via -Dstarling.lib.dir is also fine.
-        val expected = System.getProperty("starling.lib.dir.expected")
-        if (expected != null) assertEquals(File(expected).canonicalPath, File(dir!!).canonicalPath)
+        assertTrue(File(dir!!).isAbsolute, "jna.library.path should be absolute, was $dir")
+    }
+
+    @Test
+    fun `Rust cdylib loads through JNA once it has been built`() {
+        val lib = File(System.getProperty("jna.library.path"), System.mapLibraryName(Placeholder.NATIVE_LIBRARY))
+        assumeTrue(lib.isFile, "not built yet: $lib")
+        val native = NativeLibrary.getInstance(Placeholder.NATIVE_LIBRARY)
+        assertEquals(lib.canonicalFile, native.file.canonicalFile)
     }
 
     @Test

@@ -1,0 +1,73 @@
+//! Errors: a small public [`Error`] with readable reasons, and the internal [`StorageError`]
+//! that the storage layer raises and that is mapped onto it in one place.
+
+use crate::capture::InvalidEvent;
+
+/// Everything that can go wrong when calling Starling.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The event was rejected by validation and was not recorded.
+    #[error("invalid event: {0}")]
+    InvalidEvent(#[from] InvalidEvent),
+    /// Consent for recording or sending events has not been granted.
+    #[error("consent has not been granted; nothing was recorded or sent")]
+    NoConsent,
+    /// The in-memory queue between the caller and the writer thread is full; the event was not
+    /// recorded. This means events arrive faster than the device can store them.
+    #[error("the event queue is full ({capacity} events); the event was not recorded")]
+    QueueFull {
+        /// The configured queue capacity, in events.
+        capacity: usize,
+    },
+    /// The configuration is not usable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The on-device store failed (for example a full disk). Events not yet flushed stay in
+    /// memory and are retried.
+    #[error("storage error: {0}")]
+    Storage(String),
+    /// The instance was closed, or its writer thread stopped.
+    #[error("this Starling instance is closed")]
+    Closed,
+    /// `sync` was called but no server URL is configured.
+    #[error("no server URL is configured, so there is nothing to sync with")]
+    NoServer,
+}
+
+/// Errors inside the storage layer, before they are reported to the app.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StorageError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("file system: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("database schema version {found} is newer than this SDK supports ({supported})")]
+    SchemaTooNew { found: i64, supported: i64 },
+    #[error("database integrity check failed: {0}")]
+    Integrity(String),
+}
+
+impl StorageError {
+    /// True when the database file itself is damaged or unreadable, so that the only way forward
+    /// is to move it aside and start a new one.
+    pub(crate) fn is_corruption(&self) -> bool {
+        match self {
+            StorageError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+            ),
+            StorageError::SchemaTooNew { .. } | StorageError::Integrity(_) => true,
+            _ => false,
+        }
+    }
+}
+
+impl From<StorageError> for Error {
+    fn from(e: StorageError) -> Self {
+        Error::Storage(e.to_string())
+    }
+}
+
+/// Result with Starling's public error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,307 @@
+//! The writer thread: the only owner of the SQLite connection.
+//!
+//! Callers send [`Command`]s through one bounded channel. Tracked events are buffered and
+//! committed in groups: when the group is full, when the oldest buffered event has waited
+//! `flush_interval_ms`, or when someone asks for a flush. Everything else (sealing batches,
+//! recording upload outcomes, consent changes) is a command too, so the order of operations is
+//! the order of the channel and no lock is ever held across I/O.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use super::store::{counter, NewEvent, OutgoingBatch, QueueStats, SealParams, Store};
+use crate::error::{Error, Result, StorageError};
+use crate::{now_ms, Config, Diagnostics, Shared};
+
+/// A reply channel for one command.
+pub(crate) type Reply<T> = Sender<Result<T>>;
+
+/// Most events kept in memory while the store refuses writes (for example a full disk), beyond
+/// the ones the channel holds. Older ones are dropped and counted past this bound.
+const MAX_UNCOMMITTED_EVENTS: usize = 100_000;
+
+/// What the writer thread can be asked to do.
+pub(crate) enum Command {
+    /// Record one validated, timestamped event.
+    Track(NewEvent),
+    /// Commit everything buffered; reply once it is durable.
+    Flush(Reply<()>),
+    /// Commit, enforce the bounds, seal batches, and hand back what should be uploaded.
+    PrepareUpload(Reply<Vec<OutgoingBatch>>),
+    /// The server acknowledged this batch.
+    Delivered(Vec<u8>, Reply<()>),
+    /// The server refused this batch for good; drop it and count its events.
+    Rejected(Vec<u8>, Reply<()>),
+    /// An upload of this batch was tried and will be retried.
+    Attempted(Vec<u8>, Reply<()>),
+    /// Read a metadata value.
+    GetMeta(&'static str, Reply<Option<String>>),
+    /// Write a metadata value.
+    SetMeta(&'static str, String, Reply<()>),
+    /// Grant or withdraw consent; withdrawing deletes all queued data.
+    SetConsent(bool, Reply<()>),
+    /// The current pseudonymous device id.
+    DeviceId(Reply<String>),
+    /// Seal what is pending under the old id, then switch to a new id.
+    ResetDeviceId(Reply<String>),
+    /// Counters and queue sizes.
+    Diagnostics(Reply<Diagnostics>),
+    /// Commit and stop.
+    Shutdown(Reply<()>),
+}
+
+pub(crate) struct Writer {
+    store: Store,
+    config: Config,
+    shared: Arc<Shared>,
+    buffer: Vec<NewEvent>,
+    /// When the oldest buffered event arrived; the flush deadline counts from here.
+    oldest: Option<Instant>,
+    /// Events dropped because the store refused writes for too long.
+    dropped_unwritable: u64,
+    last_eviction: Instant,
+}
+
+impl Writer {
+    pub(crate) fn new(store: Store, config: Config, shared: Arc<Shared>) -> Self {
+        Writer {
+            store,
+            config,
+            shared,
+            buffer: Vec::new(),
+            oldest: None,
+            dropped_unwritable: 0,
+            last_eviction: Instant::now(),
+        }
+    }
+
+    /// Runs until a `Shutdown` command or until every sender is gone.
+    pub(crate) fn run(mut self, rx: Receiver<Command>) {
+        let interval = Duration::from_millis(self.config.flush_interval_ms);
+        loop {
+            let command = match self.oldest {
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(since) => {
+                    rx.recv_timeout((since + interval).saturating_duration_since(Instant::now()))
+                }
+            };
+            match command {
+                Ok(Command::Track(event)) => {
+                    self.buffer_event(event);
+                    // Take whatever else is already waiting, up to a group, before committing.
+                    while self.buffer.len() < self.config.commit_group_events {
+                        match rx.try_recv() {
+                            Ok(Command::Track(event)) => self.buffer_event(event),
+                            Ok(other) => {
+                                if self.handle(other) {
+                                    return;
+                                }
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if self.buffer.len() >= self.config.commit_group_events {
+                        let _ = self.commit();
+                    }
+                }
+                Ok(other) => {
+                    if self.handle(other) {
+                        return;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = self.commit();
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = self.commit();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn buffer_event(&mut self, event: NewEvent) {
+        if self.oldest.is_none() {
+            self.oldest = Some(Instant::now());
+        }
+        self.buffer.push(event);
+    }
+
+    /// Handles one non-track command; returns true when the writer should stop.
+    fn handle(&mut self, command: Command) -> bool {
+        match command {
+            Command::Track(event) => self.buffer_event(event),
+            Command::Flush(reply) => {
+                let _ = reply.send(self.commit());
+            }
+            Command::PrepareUpload(reply) => {
+                let _ = reply.send(self.prepare_upload());
+            }
+            Command::Delivered(id, reply) => {
+                let _ = reply.send(self.with_store(|s| s.delivered(&id)));
+            }
+            Command::Rejected(id, reply) => {
+                let _ = reply.send(
+                    self.with_store(|s| s.drop_batch(&id, counter::DROPPED_REJECTED).map(drop)),
+                );
+            }
+            Command::Attempted(id, reply) => {
+                let _ = reply.send(self.with_store(|s| s.attempted(&id)));
+            }
+            Command::GetMeta(key, reply) => {
+                let _ = reply.send(self.with_store(|s| s.meta(key)));
+            }
+            Command::SetMeta(key, value, reply) => {
+                let _ = reply.send(self.with_store(|s| s.set_meta(key, &value)));
+            }
+            Command::SetConsent(granted, reply) => {
+                let _ = reply.send(self.set_consent(granted));
+            }
+            Command::DeviceId(reply) => {
+                let _ = reply.send(self.with_store(|s| s.device_id()));
+            }
+            Command::ResetDeviceId(reply) => {
+                let _ = reply.send(self.reset_device_id());
+            }
+            Command::Diagnostics(reply) => {
+                let _ = reply.send(self.diagnostics());
+            }
+            Command::Shutdown(reply) => {
+                let _ = reply.send(self.commit());
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Commits the buffered events in one transaction. On failure the events stay buffered and
+    /// are retried at the next deadline; the error goes back to whoever asked for a flush.
+    fn commit(&mut self) -> Result<()> {
+        if self.buffer.is_empty() {
+            self.oldest = None;
+            return Ok(());
+        }
+        let events = std::mem::take(&mut self.buffer);
+        match self.with_store(|store| store.insert_events(&events)) {
+            Ok(()) => {
+                self.oldest = None;
+                if self.store_over_bounds() {
+                    let _ = self.evict();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Keep the events and try again one interval from now.
+                self.buffer = events;
+                self.oldest = Some(Instant::now());
+                if self.buffer.len() > MAX_UNCOMMITTED_EVENTS {
+                    let excess = self.buffer.len() - MAX_UNCOMMITTED_EVENTS;
+                    self.buffer.drain(..excess);
+                    self.dropped_unwritable += excess as u64;
+                    log::error!("starling: dropped {excess} events the store could not take");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn store_over_bounds(&self) -> bool {
+        // The age bound is checked at most once a minute; the size bound after every commit,
+        // from the in-memory byte count.
+        self.last_eviction.elapsed() > Duration::from_secs(60)
+            || self.store.stored_bytes() > self.config.max_store_bytes
+    }
+
+    fn evict(&mut self) -> Result<u64> {
+        self.last_eviction = Instant::now();
+        let (max_bytes, max_age) = (self.config.max_store_bytes, self.config.max_age_ms);
+        self.with_store(|s| s.evict(now_ms(), max_bytes, max_age))
+    }
+
+    fn prepare_upload(&mut self) -> Result<Vec<OutgoingBatch>> {
+        self.commit()?;
+        self.evict()?;
+        let params = SealParams {
+            schema_version: self.config.schema_version,
+            max_events: self.config.batch_max_events,
+            max_bytes: self.config.batch_max_bytes,
+            now_ms: now_ms(),
+        };
+        self.with_store(|s| {
+            s.seal(&params)?;
+            s.outgoing()
+        })
+    }
+
+    fn set_consent(&mut self, granted: bool) -> Result<()> {
+        if !granted {
+            // Everything tracked before the withdrawal, even if not yet committed, goes.
+            self.buffer.clear();
+            self.oldest = None;
+            let deleted = self.with_store(|s| s.clear())?;
+            log::info!("starling: consent withdrawn; deleted {deleted} queued events");
+        }
+        self.with_store(|s| s.set_meta("consent", if granted { "granted" } else { "denied" }))?;
+        self.shared.consent.store(granted, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn reset_device_id(&mut self) -> Result<String> {
+        // Events tracked under the old id leave under the old id: seal them first, so the new
+        // id is never linked to earlier activity.
+        self.prepare_upload()?;
+        self.with_store(|s| s.new_device_id())
+    }
+
+    fn diagnostics(&mut self) -> Result<Diagnostics> {
+        let (counters, queue): (_, QueueStats) =
+            self.with_store(|s| Ok((s.counters()?, s.queue_stats()?)))?;
+        let get = |name: &str| counters.get(name).copied().unwrap_or(0);
+        Ok(Diagnostics {
+            events_committed: get(counter::COMMITTED),
+            events_sent: get(counter::SENT),
+            batches_sent: get(counter::BATCHES_SENT),
+            events_evicted_size: get(counter::EVICTED_SIZE),
+            events_evicted_age: get(counter::EVICTED_AGE),
+            events_dropped_rejected: get(counter::DROPPED_REJECTED),
+            batches_dropped: get(counter::BATCHES_DROPPED),
+            events_deleted_by_consent: get(counter::CONSENT_DELETED),
+            database_recoveries: get(counter::DB_RECOVERED),
+            events_dropped_unwritable: self.dropped_unwritable,
+            events_rejected_invalid: self.shared.rejected_invalid.load(Ordering::Relaxed),
+            events_dropped_queue_full: self.shared.dropped_queue_full.load(Ordering::Relaxed),
+            events_uncommitted: self.buffer.len() as u64,
+            events_unsealed: queue.unsealed_events,
+            batches_queued: queue.batches,
+            events_batched: queue.batched_events,
+            stored_bytes: queue.stored_bytes,
+        })
+    }
+
+    /// Runs a store operation. If the database turns out to be corrupt, it is moved aside and
+    /// recreated, and the operation is tried once more on the fresh database.
+    fn with_store<T>(
+        &mut self,
+        mut op: impl FnMut(&mut Store) -> Result<T, StorageError>,
+    ) -> Result<T> {
+        match op(&mut self.store) {
+            Ok(value) => Ok(value),
+            Err(e) if e.is_corruption() => {
+                log::error!("starling: database corrupt while in use ({e}); recreating it");
+                let (store, _) = Store::reopen_after_corruption(&self.config.data_dir)?;
+                self.store = store;
+                if self.shared.consent.load(Ordering::SeqCst) {
+                    self.store.set_meta("consent", "granted")?;
+                }
+                Ok(op(&mut self.store)?)
+            }
+            Err(e) => {
+                log::warn!("starling: storage operation failed: {e}");
+                Err(Error::from(e))
+            }
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Sync: sealing batches, uploading them, and remembering when to retry.
+
+pub(crate) mod backoff;
+pub(crate) mod transport;
+
+use std::sync::atomic::Ordering;
+
+use crate::error::{Error, Result};
+use crate::storage::writer::Command;
+use crate::{now_ms, Inner};
+use transport::UploadOutcome;
+
+/// Metadata keys of the persisted retry state.
+const META_FAILURES: &str = "sync_failures";
+const META_RETRY_AT: &str = "sync_retry_at_ms";
+
+/// What one call to [`Starling::sync`](crate::Starling::sync) did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Batches the server acknowledged.
+    pub batches_sent: u32,
+    /// Events in those batches.
+    pub events_sent: u64,
+    /// Batches the server refused for good (dropped and counted).
+    pub batches_dropped: u32,
+    /// Events in those batches.
+    pub events_dropped: u64,
+    /// Batches still queued on the device after this sync.
+    pub batches_pending: u64,
+    /// Events still queued on the device (batched or not) after this sync.
+    pub events_pending: u64,
+    /// When the next upload attempt is due, Unix epoch ms, if uploads are backing off.
+    pub retry_at_ms: Option<i64>,
+    /// Why the last attempt failed, if it did.
+    pub last_error: Option<String>,
+}
+
+/// Seals pending events into batches and uploads every sealed batch, stopping at the first
+/// failure that is worth retrying. Runs on the calling thread.
+pub(crate) fn run(inner: &Inner) -> Result<SyncReport> {
+    if !inner.shared.consent.load(Ordering::SeqCst) {
+        return Err(Error::NoConsent);
+    }
+    let transport = inner.transport.as_ref().ok_or(Error::NoServer)?;
+    // One sync at a time per instance; a second caller waits and then finds less to do.
+    let _running = inner.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+
+    let mut report = SyncReport::default();
+    let now = now_ms();
+    let retry_at = meta_i64(inner, META_RETRY_AT)?;
+    let backing_off = retry_at > now
+        // A clock moved backwards must not postpone uploads beyond the longest delay.
+        && retry_at - now <= inner.config.backoff_max_ms as i64;
+    if !backing_off {
+        let batches = inner.request(Command::PrepareUpload)?;
+        let mut failed = false;
+        for batch in batches {
+            if !inner.shared.consent.load(Ordering::SeqCst) {
+                break;
+            }
+            match transport.upload(&batch.payload) {
+                UploadOutcome::Delivered => {
+                    inner.request(|r| Command::Delivered(batch.id, r))?;
+                    report.batches_sent += 1;
+                    report.events_sent += batch.events;
+                }
+                UploadOutcome::Rejected { status } => {
+                    log::error!(
+                        "starling: the server refused a batch of {} events with status {status}; dropped",
+                        batch.events
+                    );
+                    inner.request(|r| Command::Rejected(batch.id, r))?;
+                    report.batches_dropped += 1;
+                    report.events_dropped += batch.events;
+                }
+                UploadOutcome::Retry {
+                    reason,
+                    retry_after_ms,
+                } => {
+                    inner.request(|r| Command::Attempted(batch.id, r))?;
+                    let failures = meta_i64(inner, META_FAILURES)?.max(0) as u32 + 1;
+                    let delay = backoff::delay_ms(
+                        failures,
+                        inner.config.backoff_initial_ms,
+                        inner.config.backoff_max_ms,
+                        &mut rand::rng(),
+                    )
+                    .max(retry_after_ms.unwrap_or(0).min(inner.config.backoff_max_ms));
+                    let next = now_ms() + delay as i64;
+                    set_meta(inner, META_FAILURES, failures.to_string())?;
+                    set_meta(inner, META_RETRY_AT, next.to_string())?;
+                    log::warn!("starling: upload failed ({reason}); retry in {delay} ms");
+                    report.retry_at_ms = Some(next);
+                    report.last_error = Some(reason);
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if !failed && (retry_at != 0 || meta_i64(inner, META_FAILURES)? != 0) {
+            set_meta(inner, META_FAILURES, "0".into())?;
+            set_meta(inner, META_RETRY_AT, "0".into())?;
+        }
+    } else {
+        report.retry_at_ms = Some(retry_at);
+    }
+
+    let diagnostics = inner.request(Command::Diagnostics)?;
+    report.batches_pending = diagnostics.batches_queued;
+    report.events_pending =
+        diagnostics.events_batched + diagnostics.events_unsealed + diagnostics.events_uncommitted;
+    Ok(report)
+}
+
+fn meta_i64(inner: &Inner, key: &'static str) -> Result<i64> {
+    Ok(inner
+        .request(|r| Command::GetMeta(key, r))?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
+}
+
+fn set_meta(inner: &Inner, key: &'static str, value: String) -> Result<()> {
+    inner.request(|r| Command::SetMeta(key, value, r))
+}
