@@ -10,6 +10,9 @@
 # The mounts are made in a private mount namespace: the kernel drops them when CMD ends, however it
 # ends, so nothing is left mounted under the root, concurrent calls do not see each other's mounts,
 # and deleting the root can never reach into DIR. The exit status is CMD's.
+
+# The `sh -c` scripts below are single-quoted on purpose: they expand inside the namespace/chroot.
+# shellcheck disable=SC2016
 set -euo pipefail
 
 root=${STARLING_SWIFT_ROOT:-/opt/starling/swift-root}

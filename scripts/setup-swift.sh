@@ -8,6 +8,9 @@
 #
 # Idempotent: a root whose swiftc already runs is reused in a second or two; an interrupted run is
 # finished (apt step) or redone (debootstrap step) on the next call. On macOS none of this is needed.
+
+# The `sh -c` scripts below are single-quoted on purpose: they expand inside the namespace/chroot.
+# shellcheck disable=SC2016
 set -euo pipefail
 
 root=${STARLING_SWIFT_ROOT:-/opt/starling/swift-root}
