@@ -13,6 +13,11 @@ use transport::UploadOutcome;
 /// Metadata keys of the persisted retry state.
 const META_FAILURES: &str = "sync_failures";
 const META_RETRY_AT: &str = "sync_retry_at_ms";
+const META_RETRY_DELAY: &str = "sync_retry_delay_ms";
+
+/// Longest `Retry-After` honoured, in ms: a day. A server asking for more is treated as asking
+/// for a day, so a misconfigured server cannot silence devices for weeks.
+const MAX_RETRY_AFTER_MS: u64 = 24 * 3600 * 1000;
 
 /// What one call to [`Starling::sync`](crate::Starling::sync) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,8 +54,8 @@ pub(crate) fn run(inner: &Inner) -> Result<SyncReport> {
     let now = now_ms();
     let retry_at = meta_i64(inner, META_RETRY_AT)?;
     let backing_off = retry_at > now
-        // A clock moved backwards must not postpone uploads beyond the longest delay.
-        && retry_at - now <= inner.config.backoff_max_ms as i64;
+        // A clock moved backwards must not postpone uploads beyond the delay that was chosen.
+        && retry_at - now <= meta_i64(inner, META_RETRY_DELAY)?;
     if !backing_off {
         let batches = inner.request(Command::PrepareUpload)?;
         let mut failed = false;
@@ -85,9 +90,10 @@ pub(crate) fn run(inner: &Inner) -> Result<SyncReport> {
                         inner.config.backoff_max_ms,
                         &mut rand::rng(),
                     )
-                    .max(retry_after_ms.unwrap_or(0).min(inner.config.backoff_max_ms));
+                    .max(retry_after_ms.unwrap_or(0).min(MAX_RETRY_AFTER_MS));
                     let next = now_ms() + delay as i64;
                     set_meta(inner, META_FAILURES, failures.to_string())?;
+                    set_meta(inner, META_RETRY_DELAY, delay.to_string())?;
                     set_meta(inner, META_RETRY_AT, next.to_string())?;
                     log::warn!("starling: upload failed ({reason}); retry in {delay} ms");
                     report.retry_at_ms = Some(next);
