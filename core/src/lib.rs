@@ -58,6 +58,8 @@ pub struct Diagnostics {
     pub events_sent: u64,
     /// Batches the server acknowledged.
     pub batches_sent: u64,
+    /// Compressed bytes of the batches the server acknowledged (request bodies).
+    pub bytes_sent: u64,
     /// Events evicted because the store reached its size bound.
     pub events_evicted_size: u64,
     /// Events evicted because they reached the age bound.
@@ -217,11 +219,14 @@ impl Starling {
             log::debug!("starling: rejected an event: {e}");
             return Err(e.into());
         }
+        // Encoding here, on the caller's core, keeps the writer thread free for SQLite.
+        let mut props = Vec::new();
+        storage::store::encode_properties(&event.properties, &mut props);
         let event = NewEvent {
             name: event.name,
             time_ms: event.time_ms.unwrap_or(now),
             recorded_ms: now,
-            properties: event.properties,
+            props,
         };
         match self.inner.tx.try_send(Command::Track(event)) {
             Ok(()) => Ok(()),

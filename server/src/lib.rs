@@ -10,7 +10,7 @@
 //! config.api_keys.push(("demo-app".into(), "sk_demo".into()));
 //! let server = RunningServer::start(config, "127.0.0.1:0".parse().unwrap())?;
 //! println!("listening on {}", server.url());
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 //! ```
 #![warn(missing_docs)]
 

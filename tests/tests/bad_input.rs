@@ -211,7 +211,8 @@ fn server_rejects_bad_requests_with_reasons() {
 fn the_sdk_rejects_bad_events_with_reasons_and_counts_them() {
     let dir = tempfile::tempdir().unwrap();
     let device = open_device(starling_core::Config::new(dir.path()));
-    let cases: Vec<(Event, fn(&InvalidEvent) -> bool)> = vec![
+    type Check = fn(&InvalidEvent) -> bool;
+    let cases: Vec<(Event, Check)> = vec![
         (Event::new(""), |e| matches!(e, InvalidEvent::EmptyName)),
         (Event::new("Bad Name"), |e| {
             matches!(e, InvalidEvent::BadName { .. })

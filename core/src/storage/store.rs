@@ -9,7 +9,7 @@ use flate2::{write::GzEncoder, Compression};
 use prost::Message;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use starling_proto::batch::{BatchBuilder, BatchHeader, Value};
-use starling_proto::v1::{stored_property, StoredProperties, StoredProperty};
+use starling_proto::v1::{stored_property, StoredProperties};
 
 use super::db::{self, OpenReport};
 use crate::error::StorageError;
@@ -23,6 +23,7 @@ pub(crate) mod counter {
     pub const COMMITTED: &str = "events_committed";
     pub const SENT: &str = "events_sent";
     pub const BATCHES_SENT: &str = "batches_sent";
+    pub const BYTES_SENT: &str = "bytes_sent";
     pub const EVICTED_SIZE: &str = "evicted_size";
     pub const EVICTED_AGE: &str = "evicted_age";
     pub const DROPPED_REJECTED: &str = "dropped_rejected";
@@ -37,7 +38,15 @@ pub(crate) struct NewEvent {
     pub(crate) name: String,
     pub(crate) time_ms: i64,
     pub(crate) recorded_ms: i64,
-    pub(crate) properties: Vec<(String, Value)>,
+    /// Properties encoded with [`encode_properties`]; empty when there are none.
+    pub(crate) props: Vec<u8>,
+}
+
+impl NewEvent {
+    /// Bytes this event counts against the store's size bound.
+    pub(crate) fn size(&self) -> u64 {
+        ROW_OVERHEAD_BYTES + self.name.len() as u64 + self.props.len() as u64
+    }
 }
 
 /// A sealed batch as stored, ready to upload.
@@ -138,12 +147,13 @@ impl Store {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO events (name, time_ms, recorded_ms, props, size) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            let mut props = Vec::new();
             for event in events {
-                props.clear();
-                encode_properties(&event.properties, &mut props);
-                let size = ROW_OVERHEAD_BYTES + event.name.len() as u64 + props.len() as u64;
-                let blob: Option<&[u8]> = if props.is_empty() { None } else { Some(&props) };
+                let size = event.size();
+                let blob: Option<&[u8]> = if event.props.is_empty() {
+                    None
+                } else {
+                    Some(&event.props)
+                };
                 stmt.execute(params![
                     event.name,
                     event.time_ms,
@@ -396,6 +406,7 @@ impl Store {
             tx.execute("DELETE FROM batches WHERE id = ?1", [id])?;
             add_counter(&tx, counter::SENT, events as u64)?;
             add_counter(&tx, counter::BATCHES_SENT, 1)?;
+            add_counter(&tx, counter::BYTES_SENT, bytes as u64)?;
             tx.commit()?;
             self.stored_bytes = self.stored_bytes.saturating_sub(bytes as u64);
         }
@@ -560,26 +571,32 @@ fn gzip(bytes: &[u8]) -> Result<Vec<u8>, StorageError> {
     Ok(encoder.finish()?)
 }
 
+/// Encodes properties as a `StoredProperties` message, written field by field so that no
+/// string is copied on the way (this runs once per tracked event).
 pub(crate) fn encode_properties(properties: &[(String, Value)], out: &mut Vec<u8>) {
-    if properties.is_empty() {
-        return;
+    use prost::encoding::{self, encode_key, encode_varint, WireType};
+
+    for (key, value) in properties {
+        let value_len = match value {
+            Value::String(s) => encoding::string::encoded_len(2, s),
+            Value::Int(i) => encoding::sint64::encoded_len(3, i),
+            Value::Float(f) => encoding::double::encoded_len(4, f),
+            Value::Bool(b) => encoding::bool::encoded_len(5, b),
+            Value::TimestampMs(t) => encoding::sint64::encoded_len(6, t),
+        };
+        let len = encoding::string::encoded_len(1, key) + value_len;
+        encode_key(1, WireType::LengthDelimited, out);
+        encode_varint(len as u64, out);
+        encoding::string::encode(1, key, out);
+        // Oneof members are written even when they hold the default value, as prost does.
+        match value {
+            Value::String(s) => encoding::string::encode(2, s, out),
+            Value::Int(i) => encoding::sint64::encode(3, i, out),
+            Value::Float(f) => encoding::double::encode(4, f, out),
+            Value::Bool(b) => encoding::bool::encode(5, b, out),
+            Value::TimestampMs(t) => encoding::sint64::encode(6, t, out),
+        }
     }
-    let stored = StoredProperties {
-        properties: properties
-            .iter()
-            .map(|(key, value)| StoredProperty {
-                key: key.clone(),
-                value: Some(match value {
-                    Value::String(s) => stored_property::Value::StringValue(s.clone()),
-                    Value::Int(i) => stored_property::Value::IntValue(*i),
-                    Value::Float(f) => stored_property::Value::FloatValue(*f),
-                    Value::Bool(b) => stored_property::Value::BoolValue(*b),
-                    Value::TimestampMs(t) => stored_property::Value::TimestampMs(*t),
-                }),
-            })
-            .collect(),
-    };
-    stored.encode(out).expect("a Vec grows as needed");
 }
 
 fn decode_properties(bytes: &[u8]) -> Vec<(String, Value)> {
@@ -603,4 +620,43 @@ fn decode_properties(bytes: &[u8]) -> Vec<(String, Value)> {
             Some((p.key, value))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_written_property_encoding_matches_prost() {
+        let properties = vec![
+            ("screen".to_owned(), Value::String("home".into())),
+            ("empty".to_owned(), Value::String(String::new())),
+            ("n".to_owned(), Value::Int(-42)),
+            ("zero".to_owned(), Value::Int(0)),
+            ("depth".to_owned(), Value::Float(0.75)),
+            ("ok".to_owned(), Value::Bool(false)),
+            ("at".to_owned(), Value::TimestampMs(1_760_000_000_000)),
+        ];
+        let mut ours = Vec::new();
+        encode_properties(&properties, &mut ours);
+        assert_eq!(decode_properties(&ours), properties);
+
+        let via_prost = StoredProperties {
+            properties: properties
+                .iter()
+                .map(|(k, v)| starling_proto::v1::StoredProperty {
+                    key: k.clone(),
+                    value: Some(match v {
+                        Value::String(s) => stored_property::Value::StringValue(s.clone()),
+                        Value::Int(i) => stored_property::Value::IntValue(*i),
+                        Value::Float(f) => stored_property::Value::FloatValue(*f),
+                        Value::Bool(b) => stored_property::Value::BoolValue(*b),
+                        Value::TimestampMs(t) => stored_property::Value::TimestampMs(*t),
+                    }),
+                })
+                .collect(),
+        }
+        .encode_to_vec();
+        assert_eq!(ours, via_prost, "byte for byte what prost writes");
+    }
 }

@@ -264,6 +264,7 @@ impl Writer {
             events_committed: get(counter::COMMITTED),
             events_sent: get(counter::SENT),
             batches_sent: get(counter::BATCHES_SENT),
+            bytes_sent: get(counter::BYTES_SENT),
             events_evicted_size: get(counter::EVICTED_SIZE),
             events_evicted_age: get(counter::EVICTED_AGE),
             events_dropped_rejected: get(counter::DROPPED_REJECTED),
