@@ -1,0 +1,49 @@
+# One entry point for building and testing every language. `make help` lists the targets.
+# CI runs `make ci`, which is `make lint test`.
+
+CARGO_TARGET_DIR ?= $(CURDIR)/target
+export CARGO_TARGET_DIR
+LIB_DIR := $(CARGO_TARGET_DIR)/debug
+MVN ?= mvn -B -q
+
+.PHONY: help run build lint test test-rust test-kotlin test-swift bindings bench setup-swift ci clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+run: ## Run the device emulator against an embedded server (the demo)
+	cargo run --release -p starling-emulator --bin starling-emulate
+
+build: ## Build every crate
+	cargo build --workspace
+
+lint: ## rustfmt and clippy, warnings are errors
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+test: test-rust test-kotlin test-swift ## Run every test: Rust, Kotlin, Swift
+
+test-rust: ## Rust unit, end-to-end and crash tests
+	cargo test --workspace
+
+bindings: ## Build the native library and generate its Kotlin and Swift bindings
+	scripts/generate-bindings.sh
+
+test-kotlin: bindings ## Kotlin SDK tests on the JVM (Maven, JNA, JUnit) against the host library
+	$(MVN) -f android/jvm-tests/pom.xml test -Dstarling.lib.dir=$(LIB_DIR) \
+		-Dstarling.generated.dir=$(CARGO_TARGET_DIR)/uniffi/kotlin
+
+setup-swift: ## Install Swift 6 in a Debian trixie root (Linux only, root, idempotent)
+	scripts/setup-swift.sh
+
+test-swift: bindings ## Swift SDK tests (XCTest); on Linux inside the Swift root
+	ios/scripts/test.sh
+
+bench: ## Pipeline benchmarks beside their baselines (docs/benchmarks.md)
+	cargo bench -p starling-tests --bench pipeline
+
+ci: lint test ## What CI runs
+
+clean: ## Remove build output
+	cargo clean
+	rm -rf android/jvm-tests/target ios/.build
