@@ -2,55 +2,62 @@ package dev.starling.android
 
 import android.app.Activity
 import android.app.Application
-import android.app.job.JobInfo
-import android.app.job.JobScheduler
-import android.content.ComponentName
-import android.content.Context
 import android.os.Bundle
 
 /**
- * Placeholder Android glue: tracks whether any activity is started (app in the
- * foreground) and schedules background work through JobScheduler.
- * Compiled by android/jvm-tests against Robolectric's android-all to prove the
- * glue builds off-device; to be replaced by the real glue.
+ * Tells foreground from background by counting started activities, and reports the two
+ * transitions: [onForeground] when the first activity starts, [onBackground] when the last one
+ * stops. [StarlingAndroid] turns them into a sync and a flush.
+ *
+ * A configuration change (rotation, dark mode) stops and restarts an activity within a frame; it is
+ * not a trip to the background, so that pair of callbacks reports nothing.
+ *
+ * The callbacks must be quick (they run on the main thread): the two hooks only hand work to a
+ * background executor.
  */
-class StarlingLifecycle : Application.ActivityLifecycleCallbacks {
-    @Volatile
-    var startedActivities: Int = 0
-        private set
+internal class StarlingLifecycle(
+    private val onForeground: () -> Unit,
+    private val onBackground: () -> Unit,
+) : Application.ActivityLifecycleCallbacks {
 
+    // Lifecycle callbacks all arrive on the main thread, so the counter needs no lock; @Volatile is
+    // for readers of isForeground on other threads.
+    @Volatile
+    private var startedActivities = 0
+
+    // Set when an activity stops only to be recreated, until its successor starts.
+    @Volatile
+    private var configurationChanging = false
+
+    /** Whether at least one activity is started, that is, visible to the user. */
     val isForeground: Boolean get() = startedActivities > 0
 
-    fun register(application: Application) {
-        application.registerActivityLifecycleCallbacks(this)
-    }
+    override fun onActivityStarted(activity: Activity) = activityStarted()
 
-    override fun onActivityStarted(activity: Activity) {
+    override fun onActivityStopped(activity: Activity) = activityStopped(activity.isChangingConfigurations)
+
+    /** The counting behind [onActivityStarted], apart so it can be tested without an Activity. */
+    fun activityStarted() {
         startedActivities++
+        if (startedActivities == 1 && !configurationChanging) onForeground()
+        configurationChanging = false
     }
 
-    override fun onActivityStopped(activity: Activity) {
-        if (startedActivities > 0) startedActivities--
-    }
-
-    override fun onActivityCreated(activity: Activity, savedInstanceState: Bundle?) {}
-    override fun onActivityResumed(activity: Activity) {}
-    override fun onActivityPaused(activity: Activity) {}
-    override fun onActivitySaveInstanceState(activity: Activity, outState: Bundle) {}
-    override fun onActivityDestroyed(activity: Activity) {}
-
-    companion object {
-        const val SYNC_JOB_ID: Int = 0x5741 // "SW"
-
-        /** Schedules a periodic, network-bound job run by [service]. */
-        fun scheduleSync(context: Context, service: Class<*>, periodMillis: Long): Boolean {
-            val scheduler = context.getSystemService(JobScheduler::class.java) ?: return false
-            val job = JobInfo.Builder(SYNC_JOB_ID, ComponentName(context, service))
-                .setRequiredNetworkType(JobInfo.NETWORK_TYPE_ANY)
-                .setPeriodic(periodMillis)
-                .setPersisted(false)
-                .build()
-            return scheduler.schedule(job) == JobScheduler.RESULT_SUCCESS
+    /** The counting behind [onActivityStopped], apart so it can be tested without an Activity. */
+    fun activityStopped(changingConfigurations: Boolean) {
+        // Never below zero: when install() ran after an activity had started, the count misses it,
+        // and its stop still means the app is (most likely) leaving the screen.
+        startedActivities = (startedActivities - 1).coerceAtLeast(0)
+        if (changingConfigurations) {
+            configurationChanging = true
+            return
         }
+        if (startedActivities == 0) onBackground()
     }
+
+    override fun onActivityCreated(activity: Activity, savedInstanceState: Bundle?) = Unit
+    override fun onActivityResumed(activity: Activity) = Unit
+    override fun onActivityPaused(activity: Activity) = Unit
+    override fun onActivitySaveInstanceState(activity: Activity, outState: Bundle) = Unit
+    override fun onActivityDestroyed(activity: Activity) = Unit
 }

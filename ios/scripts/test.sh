@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Runs the Swift package's tests (XCTest) against the real native library and a real
+# starling-server on loopback. `make test-swift` calls it after scripts/generate-bindings.sh;
+# by hand, from the repository root:
+#
+#   scripts/generate-bindings.sh && ios/scripts/test.sh [extra `swift test` arguments]
+#
+# Steps:
+#   1. copy the generated Swift and C header from ${CARGO_TARGET_DIR:-target}/uniffi/swift into
+#      the package (Sources/StarlingFFI, Sources/StarlingFFIC; both gitignored), and the host
+#      library and server binary into ios/.native (gitignored);
+#   2. Linux: make sure the Swift root exists (scripts/setup-swift.sh, a second when it does) and
+#      run `swift test` inside it (scripts/in-swift-root.sh), since Debian 12 has no Swift;
+#      macOS: run `swift test` directly with the Xcode toolchain.
+# Either way the library is found through `-Xlinker -L.native` at link time and an rpath to
+# .native at run time (LD_LIBRARY_PATH too on Linux), so Package.swift needs no unsafe flags.
+#
+# Exits with `swift test`'s status. STARLING_SWIFT_ROOT overrides the Swift root (see
+# scripts/setup-swift.sh).
+set -euo pipefail
+
+ios=$(cd "$(dirname "$0")/.." && pwd)
+repo=$(cd "$ios/.." && pwd)
+target=${CARGO_TARGET_DIR:-$repo/target}
+case $target in /*) ;; *) target=$repo/$target ;; esac
+generated=$target/uniffi/swift
+native=$ios/.native
+log() { echo "test-swift: $*" >&2; }
+
+case $(uname -s) in
+    Darwin) library=libstarling_ffi.dylib ;;
+    *) library=libstarling_ffi.so ;;
+esac
+for file in "$generated/StarlingFFI.swift" "$generated/StarlingFFIC.h" "$target/debug/$library" \
+    "$target/debug/starling-server"; do
+    if [ ! -f "$file" ]; then
+        log "missing $file; run scripts/generate-bindings.sh (or make bindings) first"
+        exit 2
+    fi
+done
+
+# The committed module map must name the header uniffi generated; a mismatch means uniffi's
+# naming changed and Sources/StarlingFFIC/module.modulemap needs the same change.
+if ! grep -q 'header "StarlingFFIC.h"' "$generated/StarlingFFIC.modulemap"; then
+    log "uniffi's StarlingFFIC.modulemap no longer uses StarlingFFIC.h; update Sources/StarlingFFIC/module.modulemap"
+    exit 2
+fi
+
+# Copies only when the content changed, so that SwiftPM's incremental build stays warm.
+sync_file() {
+    if ! cmp -s "$1" "$2"; then
+        cp -f "$1" "$2.tmp" && mv -f "$2.tmp" "$2"
+    fi
+}
+mkdir -p "$ios/Sources/StarlingFFI" "$native"
+sync_file "$generated/StarlingFFI.swift" "$ios/Sources/StarlingFFI/StarlingFFI.swift"
+sync_file "$generated/StarlingFFIC.h" "$ios/Sources/StarlingFFIC/StarlingFFIC.h"
+sync_file "$target/debug/starling-server" "$native/starling-server"
+sync_file "$target/debug/$library" "$native/$library"
+chmod +x "$native/starling-server"
+
+linker_flags=(-Xlinker -L"$native" -Xlinker -rpath -Xlinker "$native")
+
+case $(uname -s) in
+    Darwin)
+        # A cargo-built dylib names its own build path as install name; make it @rpath-relative
+        # so the test bundle finds the copy in .native through the rpath above. (DYLD_* variables
+        # would be stripped by System Integrity Protection on the way to xctest.)
+        install_name_tool -id "@rpath/$library" "$native/$library"
+        if [ -d "$ios/StarlingFFIC.xcframework" ]; then
+            log "note: StarlingFFIC.xcframework exists, so the tests link it instead of $native/$library"
+        fi
+        cd "$ios"
+        status=0
+        swift test "${linker_flags[@]}" "$@" || status=$?
+        ;;
+    *)
+        "$repo/scripts/setup-swift.sh" >/dev/null
+        status=0
+        "$repo/scripts/in-swift-root.sh" "$ios" -- env LD_LIBRARY_PATH="$native" \
+            swift test "${linker_flags[@]}" "$@" || status=$?
+        ;;
+esac
+
+if [ "$status" -ne 0 ]; then
+    log "swift test failed (exit status $status)"
+fi
+exit "$status"
