@@ -4,7 +4,7 @@
 CARGO_TARGET_DIR ?= $(CURDIR)/target
 export CARGO_TARGET_DIR
 LIB_DIR := $(CARGO_TARGET_DIR)/debug
-MVN ?= mvn -B -q
+MVN ?= mvn -B -ntp
 
 .PHONY: help run build lint test test-rust test-kotlin test-swift bindings bench setup-swift ci clean
 

@@ -10,9 +10,13 @@ target="${CARGO_TARGET_DIR:-target}"
 
 cargo build --quiet -p starling-ffi -p uniffi-bindgen -p starling-server
 lib="$target/debug/libstarling_ffi.so"
-rm -rf "$target/uniffi"
+# Generate beside the old output and swap it in at the end, so a build reading it never sees a
+# half-written tree.
+staging="$(mktemp -d "$target/uniffi.XXXXXX")"
 for language in kotlin swift; do
   "$target/debug/uniffi-bindgen" generate --library "$lib" --language "$language" \
-    --out-dir "$target/uniffi/$language" --no-format >/dev/null
+    --out-dir "$staging/$language" --no-format >/dev/null
 done
+rm -rf "$target/uniffi"
+mv "$staging" "$target/uniffi"
 echo "generate-bindings: $target/uniffi/{kotlin,swift} from $lib"

@@ -433,10 +433,15 @@ mod tests {
             })
             .unwrap_err();
         match err {
-            StarlingError::InvalidEvent { reason } => assert!(reason.contains("not a finite number")),
+            StarlingError::InvalidEvent { reason } => {
+                assert!(reason.contains("not a finite number"))
+            }
             other => panic!("{other:?}"),
         }
         starling.close().unwrap();
-        assert!(matches!(starling.flush(), Err(StarlingError::Closed { .. })));
+        assert!(matches!(
+            starling.flush(),
+            Err(StarlingError::Closed { .. })
+        ));
     }
 }

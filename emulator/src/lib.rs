@@ -28,7 +28,11 @@ const HOUR_MS: i64 = 3_600_000;
 
 /// What to simulate.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "starling-emulate", version, about = "Drive a fleet of simulated devices through the real Starling SDK")]
+#[command(
+    name = "starling-emulate",
+    version,
+    about = "Drive a fleet of simulated devices through the real Starling SDK"
+)]
 pub struct Options {
     /// Number of simulated devices.
     #[arg(long, default_value_t = 100)]
@@ -183,7 +187,9 @@ pub fn run(options: &Options) -> Result<Report, String> {
             let data = options.out.join("server");
             let _ = std::fs::remove_dir_all(&data);
             let mut config = ServerConfig::new(&data);
-            config.api_keys.push(("emulator".into(), EMBEDDED_KEY.into()));
+            config
+                .api_keys
+                .push(("emulator".into(), EMBEDDED_KEY.into()));
             Some(
                 RunningServer::start(config, "127.0.0.1:0".parse().unwrap())
                     .map_err(|e| format!("embedded server: {e}"))?,
@@ -236,8 +242,10 @@ pub fn run(options: &Options) -> Result<Report, String> {
         ProgressBar::new(hours as u64)
     };
     progress.set_style(
-        ProgressStyle::with_template("{spinner} simulated hour {pos}/{len} {bar:40} {elapsed} {msg}")
-            .unwrap(),
+        ProgressStyle::with_template(
+            "{spinner} simulated hour {pos}/{len} {bar:40} {elapsed} {msg}",
+        )
+        .unwrap(),
     );
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     for hour in 0..hours {
@@ -358,7 +366,8 @@ fn account(
                     .state()
                     .storage()
                     .query_blocking(move |s| s.device_events("emulator", &id))?;
-                let distinct: std::collections::BTreeSet<u64> = events.iter().map(|e| e.seq).collect();
+                let distinct: std::collections::BTreeSet<u64> =
+                    events.iter().map(|e| e.seq).collect();
                 report.events_on_server += distinct.len() as u64;
                 report.events_duplicated += (events.len() - distinct.len()) as u64;
             }
@@ -368,7 +377,11 @@ fn account(
         }
     }
     if let Some(server) = server {
-        report.duplicate_batches_refused = server.state().storage().query_blocking(|s| s.stats())?.duplicate_batches;
+        report.duplicate_batches_refused = server
+            .state()
+            .storage()
+            .query_blocking(|s| s.stats())?
+            .duplicate_batches;
     }
     let lost: u64 = report.events_lost.values().sum();
     report.balanced = report.events_duplicated == 0

@@ -78,9 +78,10 @@ impl User {
                     .with("screen", screen)
                     .with("depth", (self.rng.random::<f64>() * 100.0).round() / 100.0)
             } else {
-                Event::new("purchase")
-                    .with("category", category)
-                    .with("amount", (self.rng.random_range(2.0..120.0f64) * 100.0).round() / 100.0)
+                Event::new("purchase").with("category", category).with(
+                    "amount",
+                    (self.rng.random_range(2.0..120.0f64) * 100.0).round() / 100.0,
+                )
             };
             events.push(event.at(time));
         }

@@ -21,12 +21,22 @@ fn a_faulty_fleet_balances_its_books() {
     assert!(report.events_generated > 100, "{report:?}");
     assert!(report.balanced, "{report:?}");
     assert_eq!(report.events_duplicated, 0);
-    assert_eq!(report.events_queued, 0, "the final sync drains every device");
+    assert_eq!(
+        report.events_queued, 0,
+        "the final sync drains every device"
+    );
     assert_eq!(report.events_on_server, report.events_generated);
-    assert!(report.restarts > 0 && report.syncs_retried > 0, "faults happened: {report:?}");
+    assert!(
+        report.restarts > 0 && report.syncs_retried > 0,
+        "faults happened: {report:?}"
+    );
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap()).unwrap();
-    assert_eq!(json["events_generated"].as_u64(), Some(report.events_generated));
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        json["events_generated"].as_u64(),
+        Some(report.events_generated)
+    );
 
     // The same seed gives the same fleet.
     let again = run(&options).unwrap();

@@ -11,12 +11,15 @@
 #      library and server binary into ios/.native (gitignored);
 #   2. Linux: make sure the Swift root exists (scripts/setup-swift.sh, a second when it does) and
 #      run `swift test` inside it (scripts/in-swift-root.sh), since Debian 12 has no Swift;
-#      macOS: run `swift test` directly with the Xcode toolchain.
+#      macOS: run `swift test` directly with the Xcode toolchain;
+#   3. Linux, when the tests passed: type-check the Apple-only glue, which #if compiles out there,
+#      against iOS stand-ins (scripts/typecheck-apple-glue.sh; STARLING_SKIP_APPLE_TYPECHECK=1
+#      skips it).
 # Either way the library is found through `-Xlinker -L.native` at link time and an rpath to
-# .native at run time (LD_LIBRARY_PATH too on Linux), so Package.swift needs no unsafe flags.
+# .native at run time (and LD_LIBRARY_PATH on Linux), so Package.swift needs no unsafe flags.
 #
-# Exits with `swift test`'s status. STARLING_SWIFT_ROOT overrides the Swift root (see
-# scripts/setup-swift.sh).
+# Exits with `swift test`'s status, or the type-check's when the tests passed.
+# STARLING_SWIFT_ROOT overrides the Swift root (see scripts/setup-swift.sh).
 set -euo pipefail
 
 ios=$(cd "$(dirname "$0")/.." && pwd)
@@ -60,13 +63,16 @@ sync_file "$target/debug/$library" "$native/$library"
 chmod +x "$native/starling-server"
 
 linker_flags=(-Xlinker -L"$native" -Xlinker -rpath -Xlinker "$native")
+step="swift test"
 
 case $(uname -s) in
     Darwin)
         # A cargo-built dylib names its own build path as install name; make it @rpath-relative
         # so the test bundle finds the copy in .native through the rpath above. (DYLD_* variables
-        # would be stripped by System Integrity Protection on the way to xctest.)
-        install_name_tool -id "@rpath/$library" "$native/$library"
+        # would be stripped by System Integrity Protection on the way to xctest.) Editing the
+        # file voids its ad-hoc signature, which Apple silicon requires, so sign it again.
+        install_name_tool -id "@rpath/$library" "$native/$library" 2>/dev/null
+        codesign --force --sign - "$native/$library"
         if [ -d "$ios/StarlingFFIC.xcframework" ]; then
             log "note: StarlingFFIC.xcframework exists, so the tests link it instead of $native/$library"
         fi
@@ -79,10 +85,15 @@ case $(uname -s) in
         status=0
         "$repo/scripts/in-swift-root.sh" "$ios" -- env LD_LIBRARY_PATH="$native" \
             swift test "${linker_flags[@]}" "$@" || status=$?
+        # The Apple-only glue is compiled out above; type-check it against iOS stand-ins (~5 s).
+        if [ "$status" -eq 0 ] && [ -z "${STARLING_SKIP_APPLE_TYPECHECK-}" ]; then
+            step="the Apple glue type-check"
+            "$repo/scripts/in-swift-root.sh" "$ios" -- "$ios/scripts/typecheck-apple-glue.sh" || status=$?
+        fi
         ;;
 esac
 
 if [ "$status" -ne 0 ]; then
-    log "swift test failed (exit status $status)"
+    log "$step failed (exit status $status)"
 fi
 exit "$status"

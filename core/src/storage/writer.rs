@@ -23,6 +23,9 @@ pub(crate) type Reply<T> = Sender<Result<T>>;
 /// the ones the channel holds. Older ones are dropped and counted past this bound.
 const MAX_UNCOMMITTED_EVENTS: usize = 100_000;
 
+/// Longest wait between commit attempts while the store refuses writes.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+
 /// What the writer thread can be asked to do.
 pub(crate) enum Command {
     /// Record one validated, timestamped event.
@@ -58,8 +61,12 @@ pub(crate) struct Writer {
     config: Config,
     shared: Arc<Shared>,
     buffer: Vec<NewEvent>,
-    /// When the oldest buffered event arrived; the flush deadline counts from here.
-    oldest: Option<Instant>,
+    /// When the buffered events must be committed: `flush_interval_ms` after the oldest one
+    /// arrived, or after a retry delay while the store refuses writes.
+    deadline: Option<Instant>,
+    /// Set while the store refuses writes (a full disk): the delay before the next attempt,
+    /// doubling up to [`MAX_RETRY_DELAY`]. Explicit flushes still try at once.
+    retry_delay: Option<Duration>,
     /// Events dropped because the store refused writes for too long.
     dropped_unwritable: u64,
     last_eviction: Instant,
@@ -72,7 +79,8 @@ impl Writer {
             config,
             shared,
             buffer: Vec::new(),
-            oldest: None,
+            deadline: None,
+            retry_delay: None,
             dropped_unwritable: 0,
             last_eviction: Instant::now(),
         }
@@ -80,13 +88,10 @@ impl Writer {
 
     /// Runs until a `Shutdown` command or until every sender is gone.
     pub(crate) fn run(mut self, rx: Receiver<Command>) {
-        let interval = Duration::from_millis(self.config.flush_interval_ms);
         loop {
-            let command = match self.oldest {
+            let command = match self.deadline {
                 None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Some(since) => {
-                    rx.recv_timeout((since + interval).saturating_duration_since(Instant::now()))
-                }
+                Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
             };
             match command {
                 Ok(Command::Track(event)) => {
@@ -103,7 +108,11 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
-                    if self.buffer.len() >= self.config.commit_group_events {
+                    // A full group is committed at once, unless the store is refusing writes: then
+                    // only the retry deadline or an explicit flush tries again.
+                    if self.buffer.len() >= self.config.commit_group_events
+                        && self.retry_delay.is_none()
+                    {
                         let _ = self.commit();
                     }
                 }
@@ -124,8 +133,9 @@ impl Writer {
     }
 
     fn buffer_event(&mut self, event: NewEvent) {
-        if self.oldest.is_none() {
-            self.oldest = Some(Instant::now());
+        if self.deadline.is_none() {
+            self.deadline =
+                Some(Instant::now() + Duration::from_millis(self.config.flush_interval_ms));
         }
         self.buffer.push(event);
     }
@@ -181,22 +191,30 @@ impl Writer {
     /// are retried at the next deadline; the error goes back to whoever asked for a flush.
     fn commit(&mut self) -> Result<()> {
         if self.buffer.is_empty() {
-            self.oldest = None;
+            self.deadline = None;
             return Ok(());
         }
         let events = std::mem::take(&mut self.buffer);
         match self.with_store(|store| store.insert_events(&events)) {
             Ok(()) => {
-                self.oldest = None;
+                self.deadline = None;
+                self.retry_delay = None;
                 if self.store_over_bounds() {
                     let _ = self.evict();
                 }
                 Ok(())
             }
             Err(e) => {
-                // Keep the events and try again one interval from now.
+                // Keep the events and try again later, backing off.
                 self.buffer = events;
-                self.oldest = Some(Instant::now());
+                let delay = self
+                    .retry_delay
+                    .map_or(Duration::from_millis(self.config.flush_interval_ms), |d| {
+                        d * 2
+                    })
+                    .min(MAX_RETRY_DELAY);
+                self.retry_delay = Some(delay);
+                self.deadline = Some(Instant::now() + delay);
                 if self.buffer.len() > MAX_UNCOMMITTED_EVENTS {
                     let excess = self.buffer.len() - MAX_UNCOMMITTED_EVENTS;
                     self.buffer.drain(..excess);
@@ -240,7 +258,8 @@ impl Writer {
         if !granted {
             // Everything tracked before the withdrawal, even if not yet committed, goes.
             self.buffer.clear();
-            self.oldest = None;
+            self.deadline = None;
+            self.retry_delay = None;
             let deleted = self.with_store(|s| s.clear())?;
             log::info!("starling: consent withdrawn; deleted {deleted} queued events");
         }

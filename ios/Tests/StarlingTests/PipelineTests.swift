@@ -12,7 +12,7 @@ final class PipelineTests: XCTestCase {
     }
 
     override func tearDown() async throws {
-        server?.stop()
+        await server?.stop()
         server = nil
     }
 

@@ -21,7 +21,7 @@ final class TestServer: @unchecked Sendable {
 
     /// Starts the server and waits until `/healthz` answers.
     init() async throws {
-        directory = FileManager.default.temporaryDirectory
+        let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("starling-server-\(UUID().uuidString)", isDirectory: true)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let keys = directory.appendingPathComponent("keys.txt")
@@ -29,7 +29,7 @@ final class TestServer: @unchecked Sendable {
         let log = directory.appendingPathComponent("server.log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
 
-        process = Process()
+        let process = Process()
         process.executableURL = Self.binary
         process.arguments = [
             "--listen", "127.0.0.1:0",
@@ -44,22 +44,35 @@ final class TestServer: @unchecked Sendable {
         process.standardError = try FileHandle(forWritingTo: log)
         process.standardOutput = FileHandle.nullDevice
         try process.run()
+        self.process = process
+        self.directory = directory
 
         do {
             url = try await Self.waitForAddress(in: log, of: process)
-            try await waitUntilHealthy()
+            try await Self.waitUntilHealthy(url)
         } catch {
-            process.terminate()
-            process.waitUntilExit()
+            await Self.stop(process, deleting: directory)
             throw error
         }
     }
 
-    /// Stops the server (SIGINT, its graceful shutdown) and deletes its data.
-    func stop() {
+    /// Stops the server and deletes its data.
+    func stop() async {
+        await Self.stop(process, deleting: directory)
+    }
+
+    /// SIGKILL, because it is the one signal the server cannot have blocked: on Linux, `Process`
+    /// passes the spawning thread's signal mask on to the child, and the Dispatch threads that
+    /// run async tests block nearly every signal, SIGINT and SIGTERM included. Its data is thrown
+    /// away anyway. Waits by polling, since `Process.waitUntilExit()` spins a run loop, which
+    /// busy-waits on such a thread.
+    private static func stop(_ process: Process, deleting directory: URL) async {
         if process.isRunning {
-            process.interrupt()
-            process.waitUntilExit()
+            kill(process.processIdentifier, SIGKILL)
+        }
+        let deadline = Date().addingTimeInterval(5)
+        while process.isRunning, Date() < deadline {
+            try? await Task.sleep(nanoseconds: 10_000_000)
         }
         try? FileManager.default.removeItem(at: directory)
     }
@@ -111,9 +124,9 @@ final class TestServer: @unchecked Sendable {
         throw ServerError("starling-server did not print its address within 10 s")
     }
 
-    private func waitUntilHealthy() async throws {
+    private static func waitUntilHealthy(_ url: URL) async throws {
         for _ in 0..<100 {
-            if let (_, status) = try? await Self.get(url.appendingPathComponent("healthz")), status == 200 {
+            if let (_, status) = try? await get(url.appendingPathComponent("healthz")), status == 200 {
                 return
             }
             try await Task.sleep(nanoseconds: 20_000_000)

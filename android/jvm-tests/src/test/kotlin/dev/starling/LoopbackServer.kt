@@ -53,7 +53,7 @@ class LoopbackServer private constructor(
         /** The server binary, checked to exist so a missing build fails with a clear message. */
         fun binary(): File {
             val path = System.getProperty("starling.server.bin")
-                ?: error("system property starling.server.bin is not set (Surefire sets it; see android/jvm-tests/pom.xml)")
+                ?: error("system property starling.server.bin is not set (see android/jvm-tests/pom.xml)")
             return File(path).also { check(it.canExecute()) { "no server binary at $it; run `make bindings` first" } }
         }
 

@@ -47,7 +47,8 @@ public class EventProperties internal constructor() {
     public fun put(key: String, value: Date?): EventProperties = set(key, value?.let { FfiValue.Timestamp(it.time) })
 
     /** Puts a point in time, stored as Unix epoch milliseconds (sub-millisecond parts are dropped). */
-    public fun put(key: String, value: Instant?): EventProperties = set(key, value?.let { FfiValue.Timestamp(epochMs(key, it)) })
+    public fun put(key: String, value: Instant?): EventProperties =
+        set(key, value?.let { FfiValue.Timestamp(epochMs(key, it)) })
 
     /**
      * Puts a value of any supported type: [String], [Int], [Long], [Short], [Byte], [Float],
@@ -85,8 +86,9 @@ public class EventProperties internal constructor() {
             is Date -> FfiValue.Timestamp(value.time)
             else -> asInstant(value)?.let { FfiValue.Timestamp(epochMs(key, it)) }
                 ?: throw IllegalArgumentException(
-                    "property \"$key\" has a value of type ${value.javaClass.name}, which Starling cannot store; " +
-                        "use String, Int, Long, Short, Byte, Float, Double, Boolean, java.util.Date or java.time.Instant",
+                    "property \"$key\" has a value of type ${value.javaClass.name}, which Starling cannot " +
+                        "store; use String, Int, Long, Short, Byte, Float, Double, Boolean, java.util.Date " +
+                        "or java.time.Instant",
                 )
         }
 
@@ -106,7 +108,9 @@ public class EventProperties internal constructor() {
             try {
                 instant.toEpochMilli()
             } catch (_: ArithmeticException) {
-                throw IllegalArgumentException("property \"$key\" holds the instant $instant, which does not fit in epoch milliseconds")
+                throw IllegalArgumentException(
+                    "property \"$key\" holds the instant $instant, which does not fit in epoch milliseconds",
+                )
             }
 
         /**

@@ -24,7 +24,7 @@ public data class StarlingConfig @JvmOverloads constructor(
      * `noBackupFilesDir` keeps the pseudonymous device id out of cloud backups.
      */
     val dataDir: File,
-    /** Base URL of the aggregation server, such as `https://starling.example.com`; `null` keeps events on the device. */
+    /** Base URL of the aggregation server, such as `https://starling.example.com`; `null` keeps events local. */
     val serverUrl: String? = null,
     /** The app's API key for the server, sent as a bearer token. */
     val apiKey: String = "",
@@ -105,6 +105,8 @@ public data class StarlingConfig @JvmOverloads constructor(
 }
 
 private fun nonNegative(name: String, value: Long): Long {
-    if (value < 0) throw StarlingException.InvalidConfig("invalid configuration: $name must not be negative, got $value")
+    if (value < 0) {
+        throw StarlingException.InvalidConfig("invalid configuration: $name must not be negative, got $value")
+    }
     return value
 }

@@ -15,6 +15,7 @@ import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.assertThrows
 import org.junit.jupiter.api.io.TempDir
+import org.w3c.dom.Element
 import java.io.File
 import javax.xml.parsers.DocumentBuilderFactory
 
@@ -33,7 +34,10 @@ class AndroidGlueTest {
     /** Records the lifecycle's reports in order. */
     private class Transitions {
         val seen = mutableListOf<String>()
-        val lifecycle = StarlingLifecycle(onForeground = { seen += "foreground" }, onBackground = { seen += "background" })
+        val lifecycle = StarlingLifecycle(
+            onForeground = { seen += "foreground" },
+            onBackground = { seen += "background" },
+        )
     }
 
     @Test
@@ -82,7 +86,9 @@ class AndroidGlueTest {
         // An Activity cannot be constructed off-device (its constructor needs a Looper), so this
         // one is allocated without running a constructor; the callbacks only read
         // isChangingConfigurations, which is then false.
-        val unsafe = Class.forName("sun.misc.Unsafe").getDeclaredField("theUnsafe").apply { isAccessible = true }.get(null)
+        val unsafe = Class.forName("sun.misc.Unsafe").getDeclaredField("theUnsafe")
+            .apply { isAccessible = true }
+            .get(null)
         val activity = unsafe.javaClass.getMethod("allocateInstance", Class::class.java)
             .invoke(unsafe, Activity::class.java) as Activity
         val t = Transitions()
@@ -152,12 +158,14 @@ class AndroidGlueTest {
             .newDocumentBuilder().parse(manifest)
         val androidNs = "http://schemas.android.com/apk/res/android"
         val services = document.getElementsByTagName("service")
-        val service = (0 until services.length).map { services.item(it) as org.w3c.dom.Element }
+        val service = (0 until services.length).map { services.item(it) as Element }
             .single { it.getAttributeNS(androidNs, "name") == StarlingSyncJobService::class.java.name }
         assertEquals("android.permission.BIND_JOB_SERVICE", service.getAttributeNS(androidNs, "permission"))
 
         val permissions = document.getElementsByTagName("uses-permission")
-        val declared = (0 until permissions.length).map { (permissions.item(it) as org.w3c.dom.Element).getAttributeNS(androidNs, "name") }
-        assertTrue(declared.containsAll(listOf("android.permission.INTERNET", "android.permission.ACCESS_NETWORK_STATE")), declared.toString())
+        val declared = (0 until permissions.length)
+            .map { (permissions.item(it) as Element).getAttributeNS(androidNs, "name") }
+        val needed = listOf("android.permission.INTERNET", "android.permission.ACCESS_NETWORK_STATE")
+        assertTrue(declared.containsAll(needed), declared.toString())
     }
 }

@@ -31,7 +31,11 @@ public class StarlingSyncJobService : JobService() {
         }
         StarlingAndroid.executor.execute {
             val outcome = syncForJob(starling)
-            if (outcome.reschedule) Log.w(TAG, "sync job: ${outcome.message}") else Log.d(TAG, "sync job: ${outcome.message}")
+            if (outcome.reschedule) {
+                Log.w(TAG, "sync job: ${outcome.message}")
+            } else {
+                Log.d(TAG, "sync job: ${outcome.message}")
+            }
             jobFinished(params, outcome.reschedule)
         }
         return true
