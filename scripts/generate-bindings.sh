@@ -9,7 +9,10 @@ cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
 
 cargo build --quiet -p starling-ffi -p uniffi-bindgen -p starling-server
-lib="$target/debug/libstarling_ffi.so"
+case "$(uname -s)" in
+  Darwin) lib="$target/debug/libstarling_ffi.dylib" ;;
+  *) lib="$target/debug/libstarling_ffi.so" ;;
+esac
 # Generate beside the old output and swap it in at the end, so a build reading it never sees a
 # half-written tree.
 staging="$(mktemp -d "$target/uniffi.XXXXXX")"

@@ -82,13 +82,19 @@ case $(uname -s) in
         ;;
     *)
         "$repo/scripts/setup-swift.sh" >/dev/null
+        # The compiler leaves empty TemporaryDirectory.* folders behind, and the tests make their
+        # own: keep both in the gitignored build folder, emptied at each run, rather than in the
+        # shared root's /tmp.
+        tmp=$ios/.build/tmp
+        rm -rf "$tmp" && mkdir -p "$tmp"
         status=0
-        "$repo/scripts/in-swift-root.sh" "$ios" -- env LD_LIBRARY_PATH="$native" \
+        "$repo/scripts/in-swift-root.sh" "$ios" -- env LD_LIBRARY_PATH="$native" TMPDIR="$tmp" \
             swift test "${linker_flags[@]}" "$@" || status=$?
         # The Apple-only glue is compiled out above; type-check it against iOS stand-ins (~5 s).
         if [ "$status" -eq 0 ] && [ -z "${STARLING_SKIP_APPLE_TYPECHECK-}" ]; then
             step="the Apple glue type-check"
-            "$repo/scripts/in-swift-root.sh" "$ios" -- "$ios/scripts/typecheck-apple-glue.sh" || status=$?
+            "$repo/scripts/in-swift-root.sh" "$ios" -- env TMPDIR="$tmp" \
+                "$ios/scripts/typecheck-apple-glue.sh" || status=$?
         fi
         ;;
 esac

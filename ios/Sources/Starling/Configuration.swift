@@ -95,7 +95,8 @@ extension Starling {
         /// process name instead.
         public static var defaultDataDirectory: URL {
             let base =
-                FileManager.default.urls(for: .applicationSupportDirectory, in: .userDomainMask).first
+                FileManager.default.urls(for: .applicationSupportDirectory, in: .userDomainMask)
+                .first
                 ?? FileManager.default.temporaryDirectory
             let owner = Bundle.main.bundleIdentifier ?? ProcessInfo.processInfo.processName
             return base.appendingPathComponent(owner, isDirectory: true)
@@ -121,7 +122,8 @@ extension Starling {
                 uploadTimeoutMs: try milliseconds(uploadTimeout, "uploadTimeout"),
                 backoffInitialMs: try milliseconds(backoffInitial, "backoffInitial"),
                 backoffMaxMs: try milliseconds(backoffMax, "backoffMax"),
-                backgroundSyncIntervalMs: try backgroundSyncInterval.map { (interval) throws(StarlingError) in
+                backgroundSyncIntervalMs: try backgroundSyncInterval.map {
+                    (interval) throws(StarlingError) in
                     try milliseconds(interval, "backgroundSyncInterval")
                 }
             )
@@ -152,7 +154,8 @@ private func milliseconds(_ seconds: TimeInterval, _ name: String) throws(Starli
     guard seconds.isFinite, seconds >= 0,
         let value = UInt64(exactly: (seconds * 1000).rounded())
     else {
-        throw .invalidConfiguration(reason: "\(name) must be a finite number of seconds, at least 0; got \(seconds)")
+        throw .invalidConfiguration(
+            reason: "\(name) must be a finite number of seconds, at least 0; got \(seconds)")
     }
     return value
 }

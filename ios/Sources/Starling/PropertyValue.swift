@@ -78,7 +78,8 @@ extension PropertyValue {
         case .bool(let value):
             return .flag(value: value)
         case .date(let date):
-            return .timestamp(epochMs: try epochMilliseconds(date, what: "the value of property \"\(key)\""))
+            return .timestamp(
+                epochMs: try epochMilliseconds(date, what: "the value of property \"\(key)\""))
         }
     }
 }
@@ -87,7 +88,8 @@ extension PropertyValue {
 func epochMilliseconds(_ date: Date, what: String) throws(StarlingError) -> Int64 {
     let milliseconds = (date.timeIntervalSince1970 * 1000).rounded()
     guard let value = Int64(exactly: milliseconds) else {
-        throw .invalidEvent(reason: "\(what) is \(date), which cannot be stored as epoch milliseconds")
+        throw .invalidEvent(
+            reason: "\(what) is \(date), which cannot be stored as epoch milliseconds")
     }
     return value
 }

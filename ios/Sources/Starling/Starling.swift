@@ -33,7 +33,8 @@ public final class Starling: Sendable {
 
     /// Where ``flush()`` and ``sync()`` block. Concurrent, so that a flush does not wait behind an
     /// upload; the core serializes syncs itself.
-    private let blockingQueue = DispatchQueue(label: "dev.starling.blocking", attributes: .concurrent)
+    private let blockingQueue = DispatchQueue(
+        label: "dev.starling.blocking", attributes: .concurrent)
 
     private init(inner: StarlingFFI.Starling) {
         self.inner = inner
@@ -79,7 +80,8 @@ public final class Starling: Sendable {
         _ name: String, properties: [String: PropertyValue] = [:], at date: Date? = nil
     ) throws {
         // Sorted, so that the same properties always reach the store in the same order.
-        let properties = try properties.sorted { $0.key < $1.key }.map { (key, value) throws(StarlingError) in
+        let properties = try properties.sorted { $0.key < $1.key }.map {
+            (key, value) throws(StarlingError) in
             Property(key: key, value: try value.ffiValue(key: key))
         }
         let timeMs = try date.map { (date) throws(StarlingError) in
@@ -183,7 +185,9 @@ public final class Starling: Sendable {
         let inner = self.inner
         return try await withCheckedThrowingContinuation { continuation in
             blockingQueue.async {
-                continuation.resume(with: Result { () throws(StarlingError) in try mappingErrors { try body(inner) } })
+                continuation.resume(
+                    with: Result { () throws(StarlingError) in try mappingErrors { try body(inner) }
+                    })
             }
         }
     }
@@ -194,9 +198,9 @@ public final class Starling: Sendable {
 /// would discard the second device's events as duplicates. Failure is harmless and ignored.
 private func excludeFromBackup(_ directory: URL) {
     #if canImport(Darwin)
-        var directory = directory
-        var values = URLResourceValues()
-        values.isExcludedFromBackup = true
-        try? directory.setResourceValues(values)
+    var directory = directory
+    var values = URLResourceValues()
+    values.isExcludedFromBackup = true
+    try? directory.setResourceValues(values)
     #endif
 }

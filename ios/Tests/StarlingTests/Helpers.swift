@@ -23,40 +23,42 @@ func configuration(
     return configuration
 }
 
-/// Asserts that `body` throws a ``StarlingError`` that `matches` accepts, and returns it.
+/// Asserts that `body` throws the ``StarlingError`` case `expected` (a case constructor, such as
+/// `StarlingError.noConsent`), and returns its reason.
 @discardableResult
-func assertThrowsStarlingError(
-    _ body: @autoclosure () throws -> some Any,
-    file: StaticString = #filePath, line: UInt = #line,
-    _ matches: (StarlingError) -> Bool
-) -> StarlingError? {
+func assertThrows<T>(
+    _ expected: (String) -> StarlingError, _ body: @autoclosure () throws -> T,
+    file: StaticString = #filePath, line: UInt = #line
+) -> String? {
     do {
         _ = try body()
-        XCTFail("expected a StarlingError, but the call succeeded", file: file, line: line)
+        XCTFail("expected \(expected("…")), but the call succeeded", file: file, line: line)
     } catch let error as StarlingError {
-        XCTAssertTrue(matches(error), "unexpected error: \(error)", file: file, line: line)
-        return error
+        XCTAssertEqual(error, expected(error.reason), file: file, line: line)
+        return error.reason
     } catch {
-        XCTFail("expected a StarlingError, got \(type(of: error)): \(error)", file: file, line: line)
+        XCTFail(
+            "expected \(expected("…")), got \(type(of: error)): \(error)", file: file, line: line)
     }
     return nil
 }
 
-/// The async counterpart of ``assertThrowsStarlingError(_:file:line:_:)``.
+/// The async counterpart of ``assertThrows(_:_:file:line:)``.
 @discardableResult
-func assertThrowsStarlingError(
+func assertThrowsAsync<T>(
+    _ expected: (String) -> StarlingError,
     file: StaticString = #filePath, line: UInt = #line,
-    _ body: () async throws -> some Any,
-    _ matches: (StarlingError) -> Bool
-) async -> StarlingError? {
+    _ body: () async throws -> T
+) async -> String? {
     do {
         _ = try await body()
-        XCTFail("expected a StarlingError, but the call succeeded", file: file, line: line)
+        XCTFail("expected \(expected("…")), but the call succeeded", file: file, line: line)
     } catch let error as StarlingError {
-        XCTAssertTrue(matches(error), "unexpected error: \(error)", file: file, line: line)
-        return error
+        XCTAssertEqual(error, expected(error.reason), file: file, line: line)
+        return error.reason
     } catch {
-        XCTFail("expected a StarlingError, got \(type(of: error)): \(error)", file: file, line: line)
+        XCTFail(
+            "expected \(expected("…")), got \(type(of: error)): \(error)", file: file, line: line)
     }
     return nil
 }

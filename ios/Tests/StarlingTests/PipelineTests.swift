@@ -17,18 +17,21 @@ final class PipelineTests: XCTestCase {
     }
 
     func testEveryPropertyTypeReachesTheServer() async throws {
-        let starling = try Starling.open(configuration(try temporaryDirectory(self), server: server))
+        let starling = try Starling.open(
+            configuration(try temporaryDirectory(self), server: server))
         try starling.setConsent(true)
 
         let published = Date(timeIntervalSince1970: 1_700_000_000.123)
         for screen in ["home", "search"] {
-            try starling.track("screen_view", properties: [
-                "screen": .string(screen),
-                "items": .int(12),
-                "scroll_depth": .double(0.75),
-                "from_push": .bool(false),
-                "published": .date(published),
-            ])
+            try starling.track(
+                "screen_view",
+                properties: [
+                    "screen": .string(screen),
+                    "items": .int(12),
+                    "scroll_depth": .double(0.75),
+                    "from_push": .bool(false),
+                    "published": .date(published),
+                ])
         }
         try starling.track(
             "purchase", properties: ["sku": "b-42", "quantity": 2, "price": 9.99, "gift": true],
@@ -52,17 +55,14 @@ final class PipelineTests: XCTestCase {
     }
 
     func testWithoutConsentNothingIsRecordedOrSent() async throws {
-        let starling = try Starling.open(configuration(try temporaryDirectory(self), server: server))
+        let starling = try Starling.open(
+            configuration(try temporaryDirectory(self), server: server))
         XCTAssertFalse(starling.consent, "consent starts as not granted")
 
-        assertThrowsStarlingError(try starling.track("screen_view", properties: ["screen": "home"])) {
-            if case .noConsent = $0 { return true }
-            return false
-        }
-        await assertThrowsStarlingError({ try await starling.sync() }) {
-            if case .noConsent = $0 { return true }
-            return false
-        }
+        assertThrows(
+            StarlingError.noConsent,
+            try starling.track("screen_view", properties: ["screen": "home"]))
+        await assertThrowsAsync(StarlingError.noConsent) { try await starling.sync() }
 
         try starling.setConsent(true)
         XCTAssertTrue(starling.consent)
@@ -103,7 +103,8 @@ final class PipelineTests: XCTestCase {
     func testWrongAPIKeyKeepsEventsPending() async throws {
         let directory = try temporaryDirectory(self)
         do {
-            let starling = try Starling.open(configuration(directory, server: server, apiKey: "sk_wrong"))
+            let starling = try Starling.open(
+                configuration(directory, server: server, apiKey: "sk_wrong"))
             try starling.setConsent(true)
             try starling.track("screen_view", properties: ["screen": "home"])
             try starling.track("screen_view", properties: ["screen": "search"])
@@ -131,14 +132,16 @@ final class PipelineTests: XCTestCase {
     }
 
     func testConcurrentTrackingFromManyTasks() async throws {
-        let starling = try Starling.open(configuration(try temporaryDirectory(self), server: server))
+        let starling = try Starling.open(
+            configuration(try temporaryDirectory(self), server: server))
         try starling.setConsent(true)
 
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<4 {
                 group.addTask {
                     for index in 0..<50 {
-                        try starling.track("tap", properties: ["worker": .int(worker), "index": .int(index)])
+                        try starling.track(
+                            "tap", properties: ["worker": .int(worker), "index": .int(index)])
                     }
                     try await starling.flush()
                 }

@@ -14,26 +14,23 @@ final class StarlingTests: XCTestCase {
     func testInvalidEventsAreRejectedWithTheirReason() throws {
         let starling = try openWithConsent()
 
-        let badName = assertThrowsStarlingError(try starling.track("Screen View")) {
-            if case .invalidEvent = $0 { return true }
-            return false
-        }
-        XCTAssertTrue(badName?.reason.contains("\"Screen View\" is not allowed") == true, "\(String(describing: badName))")
+        let badName = assertThrows(StarlingError.invalidEvent, try starling.track("Screen View"))
+        XCTAssertTrue(badName?.contains("\"Screen View\" is not allowed") == true, badName ?? "")
 
-        let notANumber = assertThrowsStarlingError(
-            try starling.track("scroll", properties: ["depth": .double(.nan)])
-        ) {
-            if case .invalidEvent = $0 { return true }
-            return false
-        }
-        XCTAssertTrue(notANumber?.reason.contains("not a finite number") == true, "\(String(describing: notANumber))")
-        XCTAssertEqual(notANumber?.localizedDescription, notANumber?.reason)
+        let notANumber = assertThrows(
+            StarlingError.invalidEvent,
+            try starling.track("scroll", properties: ["depth": .double(.nan)]))
+        XCTAssertTrue(notANumber?.contains("not a finite number") == true, notANumber ?? "")
 
-        assertThrowsStarlingError(try starling.track("launch", at: Date(timeIntervalSince1970: 0))) {
-            if case .invalidEvent = $0 { return true }
-            return false
-        }
+        let tooEarly = Date(timeIntervalSince1970: 0)
+        assertThrows(StarlingError.invalidEvent, try starling.track("launch", at: tooEarly))
         XCTAssertEqual(try starling.diagnostics().eventsRejectedInvalid, 3)
+    }
+
+    func testErrorsDescribeThemselvesWithTheirReason() {
+        let error = StarlingError.noConsent(reason: "consent has not been granted")
+        XCTAssertEqual(error.localizedDescription, "consent has not been granted")
+        XCTAssertEqual(error.reason, "consent has not been granted")
     }
 
     func testClosedInstanceRefusesCalls() async throws {
@@ -42,26 +39,14 @@ final class StarlingTests: XCTestCase {
         try starling.close()
         try starling.close()  // closing twice is fine
 
-        assertThrowsStarlingError(try starling.track("launch")) {
-            if case .closed = $0 { return true }
-            return false
-        }
-        await assertThrowsStarlingError({ try await starling.flush() }) {
-            if case .closed = $0 { return true }
-            return false
-        }
-        assertThrowsStarlingError(try starling.diagnostics()) {
-            if case .closed = $0 { return true }
-            return false
-        }
+        assertThrows(StarlingError.closed, try starling.track("launch"))
+        await assertThrowsAsync(StarlingError.closed) { try await starling.flush() }
+        assertThrows(StarlingError.closed, try starling.diagnostics())
     }
 
     func testSyncWithoutServerThrowsNoServer() async throws {
         let starling = try openWithConsent()
-        await assertThrowsStarlingError({ try await starling.sync() }) {
-            if case .noServer = $0 { return true }
-            return false
-        }
+        await assertThrowsAsync(StarlingError.noServer) { try await starling.sync() }
     }
 
     func testWithdrawingConsentDeletesQueuedEvents() async throws {
@@ -89,7 +74,8 @@ final class StarlingTests: XCTestCase {
         XCTAssertEqual(try starling.deviceID, second)
         try starling.close()
 
-        XCTAssertEqual(try Starling.open(configuration(directory)).deviceID, second, "the id is persisted")
+        XCTAssertEqual(
+            try Starling.open(configuration(directory)).deviceID, second, "the id is persisted")
     }
 
     func testDefaultsMirrorTheCore() throws {
@@ -116,25 +102,18 @@ final class StarlingTests: XCTestCase {
 
         var negative = Starling.Configuration(dataDirectory: directory)
         negative.flushInterval = -1
-        let swiftSide = assertThrowsStarlingError(try Starling.open(negative)) {
-            if case .invalidConfiguration = $0 { return true }
-            return false
-        }
-        XCTAssertTrue(swiftSide?.reason.contains("flushInterval") == true)
+        let swiftSide = assertThrows(
+            StarlingError.invalidConfiguration, try Starling.open(negative))
+        XCTAssertTrue(swiftSide?.contains("flushInterval") == true, swiftSide ?? "")
 
-        let ftp = Starling.Configuration(dataDirectory: directory, serverURL: URL(string: "ftp://example.com"))
-        let coreSide = assertThrowsStarlingError(try Starling.open(ftp)) {
-            if case .invalidConfiguration = $0 { return true }
-            return false
-        }
-        XCTAssertTrue(coreSide?.reason.contains("https://") == true)
+        let ftp = Starling.Configuration(
+            dataDirectory: directory, serverURL: URL(string: "ftp://example.com"))
+        let coreSide = assertThrows(StarlingError.invalidConfiguration, try Starling.open(ftp))
+        XCTAssertTrue(coreSide?.contains("https://") == true, coreSide ?? "")
 
         var noBatches = Starling.Configuration(dataDirectory: directory)
         noBatches.batchMaxEvents = 0
-        assertThrowsStarlingError(try Starling.open(noBatches)) {
-            if case .invalidConfiguration = $0 { return true }
-            return false
-        }
+        assertThrows(StarlingError.invalidConfiguration, try Starling.open(noBatches))
     }
 
     func testDescriptionHidesTheAPIKey() throws {

@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 
 #if canImport(FoundationNetworking)
-    import FoundationNetworking
+import FoundationNetworking
 #endif
 
 /// A real `starling-server` on a free loopback port, with its own data directory and one app key.
@@ -117,7 +117,8 @@ final class TestServer: @unchecked Sendable {
                 }
             }
             guard process.isRunning else {
-                throw ServerError("starling-server exited with status \(process.terminationStatus):\n\(text)")
+                throw ServerError(
+                    "starling-server exited with status \(process.terminationStatus):\n\(text)")
             }
             try await Task.sleep(nanoseconds: 20_000_000)
         }
@@ -126,7 +127,9 @@ final class TestServer: @unchecked Sendable {
 
     private static func waitUntilHealthy(_ url: URL) async throws {
         for _ in 0..<100 {
-            if let (_, status) = try? await get(url.appendingPathComponent("healthz")), status == 200 {
+            if let (_, status) = try? await get(url.appendingPathComponent("healthz")),
+                status == 200
+            {
                 return
             }
             try await Task.sleep(nanoseconds: 20_000_000)

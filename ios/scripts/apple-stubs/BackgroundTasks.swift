@@ -1,6 +1,7 @@
 // Stand-ins for the parts of BackgroundTasks that Sources/Starling/Platform uses, with the iOS 18
 // SDK's Sendable annotations. For scripts/typecheck-apple-glue.sh only.
 import Foundation
+
 open class BGTask: NSObject {
     open var identifier: String { "" }
     open var expirationHandler: (@Sendable () -> Void)?
@@ -16,7 +17,10 @@ open class BGProcessingTaskRequest: BGTaskRequest {
 }
 open class BGTaskScheduler: NSObject {
     nonisolated(unsafe) public static let shared = BGTaskScheduler()
-    open func register(forTaskWithIdentifier identifier: String, using queue: DispatchQueue?, launchHandler: @escaping @Sendable (BGTask) -> Void) -> Bool { true }
+    open func register(
+        forTaskWithIdentifier identifier: String, using queue: DispatchQueue?,
+        launchHandler: @escaping @Sendable (BGTask) -> Void
+    ) -> Bool { true }
     open func submit(_ taskRequest: BGTaskRequest) throws {}
     open func cancel(taskRequestWithIdentifier identifier: String) {}
 }

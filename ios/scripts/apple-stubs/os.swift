@@ -5,8 +5,12 @@ public struct LogMessage: ExpressibleByStringInterpolation, Sendable {
     public struct StringInterpolation: StringInterpolationProtocol, Sendable {
         public init(literalCapacity: Int, interpolationCount: Int) {}
         public mutating func appendLiteral(_ literal: String) {}
-        public mutating func appendInterpolation(_ value: @autoclosure @escaping () -> String, privacy: LogPrivacy = .private) {}
-        public mutating func appendInterpolation(_ value: @autoclosure @escaping () -> Int, privacy: LogPrivacy = .private) {}
+        public mutating func appendInterpolation(
+            _ value: @autoclosure @escaping () -> String, privacy: LogPrivacy = .private
+        ) {}
+        public mutating func appendInterpolation(
+            _ value: @autoclosure @escaping () -> Int, privacy: LogPrivacy = .private
+        ) {}
     }
     public init(stringLiteral value: String) {}
     public init(stringInterpolation: StringInterpolation) {}
