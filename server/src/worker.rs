@@ -49,14 +49,7 @@ impl StorageHandle {
         &self,
         f: impl FnOnce(&mut dyn Storage) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, String> {
-        let (reply, answer) = oneshot::channel();
-        let job: Query = Box::new(move |storage| {
-            let _ = reply.send(f(storage).map_err(|e| e.to_string()));
-        });
-        self.tx
-            .send(Job::Query(job))
-            .map_err(|_| "storage thread stopped".to_owned())?;
-        answer
+        self.submit(f)?
             .await
             .map_err(|_| "storage thread stopped".to_owned())?
     }
@@ -66,6 +59,16 @@ impl StorageHandle {
         &self,
         f: impl FnOnce(&mut dyn Storage) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, String> {
+        self.submit(f)?
+            .blocking_recv()
+            .map_err(|_| "storage thread stopped".to_owned())?
+    }
+
+    /// Queues `f` and returns the channel its result will arrive on.
+    fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn Storage) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<oneshot::Receiver<Result<T, String>>, String> {
         let (reply, answer) = oneshot::channel();
         let job: Query = Box::new(move |storage| {
             let _ = reply.send(f(storage).map_err(|e| e.to_string()));
@@ -73,9 +76,7 @@ impl StorageHandle {
         self.tx
             .send(Job::Query(job))
             .map_err(|_| "storage thread stopped".to_owned())?;
-        answer
-            .blocking_recv()
-            .map_err(|_| "storage thread stopped".to_owned())?
+        Ok(answer)
     }
 }
 

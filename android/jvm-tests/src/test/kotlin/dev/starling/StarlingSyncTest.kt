@@ -97,6 +97,33 @@ class StarlingSyncTest {
     }
 
     @Test
+    fun `events tracked from many threads at once all arrive once`() {
+        val threads = 8
+        val perThread = 250
+        openConsented(testConfig(dir, server)).use { starling ->
+            val start = java.util.concurrent.CountDownLatch(1)
+            val workers = (0 until threads).map { t ->
+                Thread {
+                    start.await()
+                    repeat(perThread) { i -> starling.track("parallel", mapOf("thread" to t, "i" to i)) }
+                }.apply { start() }
+            }
+            start.countDown()
+            workers.forEach { it.join() }
+            starling.flushBlocking()
+            var sent = 0L
+            for (attempt in 1..100) {
+                val report = starling.syncBlocking()
+                sent += report.eventsSent
+                if (report.eventsPending == 0L) break
+            }
+            assertEquals((threads * perThread).toLong(), sent)
+            assertEquals((threads * perThread).toLong(), starling.diagnostics().eventsCommitted)
+        }
+        assertEquals((threads * perThread).toLong(), server.eventsNamed("parallel"))
+    }
+
+    @Test
     fun `suspend flush and sync work from a coroutine`() = runBlocking {
         val starling = Starling.openAsync(testConfig(dir, server))
         starling.use {
