@@ -394,9 +394,121 @@ pub fn sdk_version() -> String {
     starling_core::SDK_VERSION.to_owned()
 }
 
+/// Severity of a log line from the native library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, uniffi::Enum)]
+pub enum LogLevel {
+    /// Data was lost (for example events dropped because the disk stayed full).
+    Error,
+    /// Recoverable trouble (a failed upload that will be retried, an eviction).
+    Warn,
+    /// Notable events (consent withdrawn).
+    Info,
+    /// Detail for debugging an integration.
+    Debug,
+    /// Everything, including per-event detail.
+    Trace,
+}
+
+impl LogLevel {
+    fn filter(self) -> log::LevelFilter {
+        match self {
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+}
+
+/// Receives the native library's log lines; the Kotlin and Swift SDKs forward them to the
+/// platform's log (Logcat, os.Logger). Called from Starling's own threads.
+#[uniffi::export(with_foreign)]
+pub trait LogSink: Send + Sync {
+    /// One log line. Lines never contain event payloads.
+    fn log(&self, level: LogLevel, target: String, message: String);
+}
+
+/// Where log lines go, and the most detailed level forwarded.
+static LOG_SINK: std::sync::RwLock<Option<Arc<dyn LogSink>>> = std::sync::RwLock::new(None);
+
+struct ForwardingLogger;
+
+impl log::Log for ForwardingLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let sink = LOG_SINK.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(sink) = sink {
+            let level = match record.level() {
+                log::Level::Error => LogLevel::Error,
+                log::Level::Warn => LogLevel::Warn,
+                log::Level::Info => LogLevel::Info,
+                log::Level::Debug => LogLevel::Debug,
+                log::Level::Trace => LogLevel::Trace,
+            };
+            sink.log(level, record.target().to_owned(), record.args().to_string());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Sends the native library's log lines at `max_level` and above to `sink`, replacing any sink
+/// set before. Without a sink, nothing is logged.
+#[uniffi::export]
+pub fn set_log_sink(sink: Arc<dyn LogSink>, max_level: LogLevel) {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        // Fails only if the host process installed another `log` logger first; then that one
+        // keeps receiving the lines.
+        let _ = log::set_logger(&ForwardingLogger);
+    });
+    *LOG_SINK.write().unwrap_or_else(|p| p.into_inner()) = Some(sink);
+    log::set_max_level(max_level.filter());
+}
+
+/// Stops forwarding log lines.
+#[uniffi::export]
+pub fn clear_log_sink() {
+    *LOG_SINK.write().unwrap_or_else(|p| p.into_inner()) = None;
+    log::set_max_level(log::LevelFilter::Off);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Collect(std::sync::Mutex<Vec<(LogLevel, String)>>);
+
+    impl LogSink for Collect {
+        fn log(&self, level: LogLevel, _target: String, message: String) {
+            self.0.lock().unwrap().push((level, message));
+        }
+    }
+
+    #[test]
+    fn log_lines_reach_the_sink_at_or_above_its_level() {
+        let sink = Arc::new(Collect(Default::default()));
+        set_log_sink(sink.clone(), LogLevel::Warn);
+        log::warn!("kept");
+        log::info!("filtered out");
+        clear_log_sink();
+        log::warn!("after clearing");
+        let lines = sink.0.lock().unwrap().clone();
+        assert!(
+            lines.contains(&(LogLevel::Warn, "kept".to_owned())),
+            "{lines:?}"
+        );
+        assert!(!lines
+            .iter()
+            .any(|(_, m)| m == "filtered out" || m == "after clearing"));
+    }
 
     #[test]
     fn a_panic_becomes_an_internal_error() {
