@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Type-checks the Apple-only glue (Sources/Starling/Platform/) on Linux, where `#if canImport(UIKit)`
-# and `#if canImport(BackgroundTasks)` otherwise compile it out, so that a typo or a Swift 6
-# concurrency mistake there fails CI rather than the first Xcode build.
+# Type-checks the Apple-only glue (Sources/Starling/Platform/) on Linux, where `#if canImport(UIKit)`,
+# `#if canImport(BackgroundTasks)` and `#if canImport(os)` otherwise compile it out, so that a typo
+# or a Swift 6 concurrency mistake there fails CI rather than the first Xcode build.
 #
 # It compiles small stand-ins for UIKit, BackgroundTasks and os (scripts/apple-stubs/, with the
 # iOS 18 SDK's signatures, isolation and Sendable annotations for exactly the API the glue uses)

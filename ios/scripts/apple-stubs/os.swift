@@ -17,6 +17,9 @@ public struct LogMessage: ExpressibleByStringInterpolation, Sendable {
 }
 public struct Logger: @unchecked Sendable {
     public init(subsystem: String, category: String) {}
-    public func info(_ message: LogMessage) {}
+    public func error(_ message: LogMessage) {}
     public func warning(_ message: LogMessage) {}
+    public func info(_ message: LogMessage) {}
+    public func debug(_ message: LogMessage) {}
+    public func trace(_ message: LogMessage) {}
 }

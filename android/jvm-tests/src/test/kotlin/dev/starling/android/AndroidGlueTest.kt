@@ -4,6 +4,8 @@ import android.app.Activity
 import android.app.Application
 import android.app.job.JobService
 import android.net.NetworkCapabilities
+import android.util.Log
+import dev.starling.LogLevel
 import dev.starling.LoopbackServer
 import dev.starling.Starling
 import dev.starling.openConsented
@@ -149,6 +151,14 @@ class AndroidGlueTest {
         val e = assertThrows<IllegalStateException> { StarlingAndroid.requireInstance() }
         assertTrue(e.message!!.contains("install"), e.message)
         StarlingAndroid.uninstall() // a no-op when nothing is installed
+    }
+
+    @Test
+    fun `native log levels map to the matching Logcat priorities`() {
+        assertEquals(
+            listOf(Log.ERROR, Log.WARN, Log.INFO, Log.DEBUG, Log.VERBOSE),
+            LogLevel.entries.map { StarlingAndroid.logcatPriority(it) },
+        )
     }
 
     @Test

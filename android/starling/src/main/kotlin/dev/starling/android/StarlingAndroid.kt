@@ -4,9 +4,11 @@ import android.app.Application
 import android.content.Context
 import android.os.Process
 import android.util.Log
+import dev.starling.LogLevel
 import dev.starling.Starling
 import dev.starling.StarlingConfig
 import dev.starling.StarlingException
+import dev.starling.StarlingLog
 import java.io.File
 import java.util.concurrent.ExecutorService
 import java.util.concurrent.Executors
@@ -63,19 +65,30 @@ public object StarlingAndroid {
      *
      * Calling it again with an equal configuration returns the same instance.
      *
+     * @param forwardLogsToLogcat whether to send the native library's warnings and errors to
+     *   Logcat (tag `Starling`) with [StarlingLog]. Pass `false` to install a sink of your own, or
+     *   none; the Logcat sink stays in place until [StarlingLog.clear] or another
+     *   [StarlingLog.install].
      * @throws IllegalStateException if Starling is already installed with another configuration.
      * @throws StarlingException if the instance cannot be opened; see [Starling.open].
      */
     @JvmStatic
+    @JvmOverloads
     @Synchronized
     @Throws(StarlingException::class)
-    public fun install(application: Application, config: StarlingConfig): Starling {
+    public fun install(
+        application: Application,
+        config: StarlingConfig,
+        forwardLogsToLogcat: Boolean = true,
+    ): Starling {
         installation?.let { current ->
             check(current.starling.config == config) {
                 "Starling is already installed with another configuration; call uninstall() first"
             }
             return current.starling
         }
+        // Before opening, so that what opening logs (a recreated database) reaches Logcat too.
+        if (forwardLogsToLogcat) StarlingLog.install(LogLevel.WARN, ::logToLogcat)
         val starling = Starling.open(config)
         val lifecycle = StarlingLifecycle(
             onForeground = { executor.execute { syncIfOnline(application, starling) } },
@@ -129,6 +142,19 @@ public object StarlingAndroid {
      */
     @JvmStatic
     public fun defaultDataDir(context: Context): File = File(context.noBackupFilesDir, "starling")
+
+    /** One native log line to Logcat, under [TAG], at the matching priority. */
+    internal fun logToLogcat(level: LogLevel, target: String, message: String) {
+        Log.println(logcatPriority(level), TAG, "$target: $message")
+    }
+
+    internal fun logcatPriority(level: LogLevel): Int = when (level) {
+        LogLevel.ERROR -> Log.ERROR
+        LogLevel.WARN -> Log.WARN
+        LogLevel.INFO -> Log.INFO
+        LogLevel.DEBUG -> Log.DEBUG
+        LogLevel.TRACE -> Log.VERBOSE
+    }
 
     // Background work must never crash the app: a failure here is logged and the data stays
     // queued for the next attempt. Missing consent is the user's choice, not a problem.
