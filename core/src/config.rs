@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+use crate::signals::SignalSpec;
 
 /// How a Starling instance behaves. Start from [`Config::new`], which fills in defaults suited to
 /// a phone, and change what you need.
@@ -51,6 +52,13 @@ pub struct Config {
     /// How far in the future an event time may lie, against the device clock, in ms.
     /// Default 1 hour.
     pub max_future_skew_ms: u64,
+
+    /// Signals kept current from the committed events; see `docs/signals.md`. Default: none.
+    pub signals: Vec<SignalSpec>,
+    /// How far behind the watermark (the largest event time seen) an event may be and still be
+    /// applied to the signals, in ms. Older events are stored and sent as usual but counted as
+    /// too late for the signals. Default 5 minutes.
+    pub signal_allowed_lateness_ms: u64,
 }
 
 impl Config {
@@ -73,6 +81,8 @@ impl Config {
             backoff_max_ms: 3600 * 1000,
             background_sync_interval_ms: None,
             max_future_skew_ms: 3600 * 1000,
+            signals: Vec::new(),
+            signal_allowed_lateness_ms: 5 * 60 * 1000,
         }
     }
 
@@ -114,6 +124,25 @@ impl Config {
             return Err(Error::Config(
                 "background_sync_interval_ms must be greater than zero".into(),
             ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for signal in &self.signals {
+            signal.validate()?;
+            if let crate::signals::SignalKind::Surge { bucket_ms, .. } = &signal.kind {
+                // A surge detector keeps one counter per bucket still open to late events.
+                if self.signal_allowed_lateness_ms / bucket_ms > 10_000 {
+                    return Err(Error::Config(format!(
+                        "signal {:?}: bucket_ms must be at least signal_allowed_lateness_ms / 10 000",
+                        signal.name
+                    )));
+                }
+            }
+            if !names.insert(signal.name.as_str()) {
+                return Err(Error::Config(format!(
+                    "two signals are called {:?}",
+                    signal.name
+                )));
+            }
         }
         Ok(())
     }

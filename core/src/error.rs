@@ -30,6 +30,10 @@ pub enum Error {
     /// The instance was closed, or its writer thread stopped.
     #[error("this Starling instance is closed")]
     Closed,
+    /// A signal name was asked for that no [`SignalSpec`](crate::SignalSpec) in the
+    /// configuration defines.
+    #[error("no signal called {0:?} is defined")]
+    UnknownSignal(String),
     /// `sync` was called but no server URL is configured.
     #[error("no server URL is configured, so there is nothing to sync with")]
     NoServer,

@@ -1,4 +1,4 @@
-//! Starling's on-device core: capture, storage and sync of engagement events.
+//! Starling's on-device core: capture, storage, signals and sync of engagement events.
 //!
 //! The public type is one handle, [`Starling`], opened from a [`Config`]:
 //!
@@ -17,16 +17,22 @@
 //!
 //! `track` validates the event and hands it to a writer thread that owns the SQLite database; it
 //! never waits on I/O. `docs/architecture.md` describes the threads and the durability contract.
+//!
+//! Signals declared in [`Config::signals`] (windowed counts, moving averages, sessions, surge
+//! detection, distinct counts, heavy hitters) are kept current by the writer thread and read
+//! without waiting through [`Starling::signals`] and [`Starling::feature_vector`];
+//! `docs/signals.md` describes them.
 #![warn(missing_docs)]
 
 mod capture;
 mod config;
 mod error;
+mod signals;
 mod storage;
 mod sync;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -35,6 +41,7 @@ use crossbeam_channel::{bounded, Sender, TrySendError};
 pub use capture::{Event, InvalidEvent, Limits, Value};
 pub use config::Config;
 pub use error::{Error, Result};
+pub use signals::{PropertyFilter, SessionMeasure, SignalKind, SignalSpec, Signals, Trend};
 pub use sync::SyncReport;
 
 use storage::store::{NewEvent, Store};
@@ -95,6 +102,8 @@ pub(crate) struct Shared {
     pub(crate) consent: AtomicBool,
     pub(crate) rejected_invalid: AtomicU64,
     pub(crate) dropped_queue_full: AtomicU64,
+    /// The latest signal snapshot; the writer swaps the pointer after each commit.
+    pub(crate) signals: RwLock<Arc<Signals>>,
 }
 
 pub(crate) struct Inner {
@@ -171,14 +180,23 @@ impl Starling {
         let (mut store, _report) = Store::open(&config.data_dir)?;
         let consent = store.meta("consent")?.as_deref() == Some("granted");
         store.device_id()?;
+        let names: Vec<&str> = config.signals.iter().map(|s| s.name.as_str()).collect();
+        let (progress, rows) = store.signal_states(&names)?;
+        let engine = signals::engine::Engine::restore(
+            config.signals.clone(),
+            config.signal_allowed_lateness_ms,
+            progress.as_deref(),
+            &rows,
+        );
 
         let shared = Arc::new(Shared {
             consent: AtomicBool::new(consent),
             rejected_invalid: AtomicU64::new(0),
             dropped_queue_full: AtomicU64::new(0),
+            signals: RwLock::new(Arc::new(engine.snapshot())),
         });
         let (tx, rx) = bounded(config.queue_capacity);
-        let writer = Writer::new(store, config.clone(), Arc::clone(&shared));
+        let writer = Writer::new(store, config.clone(), Arc::clone(&shared), engine);
         let handle = std::thread::Builder::new()
             .name("starling-writer".into())
             .spawn(move || writer.run(rx))
@@ -279,6 +297,25 @@ impl Starling {
     /// under the old id; later ones under the new id.
     pub fn reset_device_id(&self) -> Result<String> {
         self.inner.request(Command::ResetDeviceId)
+    }
+
+    /// The latest snapshot of the signals declared in [`Config::signals`], as of the last
+    /// commit. Never waits on the database: it clones a pointer.
+    pub fn signals(&self) -> Arc<Signals> {
+        Arc::clone(
+            &self
+                .inner
+                .shared
+                .signals
+                .read()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
+    }
+
+    /// The values of the signals called `names`, in that order, from the latest snapshot.
+    /// A name no signal has is an [`Error::UnknownSignal`].
+    pub fn feature_vector(&self, names: &[&str]) -> Result<Vec<f64>> {
+        self.signals().feature_vector(names)
     }
 
     /// Counters and queue sizes.

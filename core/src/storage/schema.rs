@@ -52,6 +52,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         events INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 2: signal states, written in the same transaction as the events they reflect. The
+    // engine's progress (watermark, counts) lives in meta under the key 'signals'.
+    r#"
+    CREATE TABLE signal_state (
+        name  TEXT PRIMARY KEY,
+        spec  TEXT NOT NULL, -- fingerprint of the definition that built the state
+        state BLOB NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this SDK writes.

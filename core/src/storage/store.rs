@@ -13,6 +13,7 @@ use starling_proto::v1::{stored_property, StoredProperties};
 
 use super::db::{self, OpenReport};
 use crate::error::StorageError;
+use crate::signals::engine::SignalRows;
 
 /// Bytes counted for each event row besides its name and properties (sequence number, times,
 /// size, and SQLite's own row overhead, roughly).
@@ -31,6 +32,12 @@ pub(crate) mod counter {
     pub const DB_RECOVERED: &str = "db_recovered";
     pub const CONSENT_DELETED: &str = "consent_deleted";
 }
+
+/// Key in `meta` of the signal engine's progress (watermark and counts), as JSON.
+const SIGNALS_META_KEY: &str = "signals";
+
+/// The persisted signal progress and the `(name, fingerprint, state)` rows.
+pub(crate) type SignalStates = (Option<String>, Vec<(String, String, Vec<u8>)>);
 
 /// An event ready to be committed.
 #[derive(Debug)]
@@ -139,8 +146,13 @@ impl Store {
         Ok((events + batches) as u64)
     }
 
-    /// Commits a group of events in one transaction. On error nothing is written.
-    pub(crate) fn insert_events(&mut self, events: &[NewEvent]) -> Result<(), StorageError> {
+    /// Commits a group of events in one transaction, with the signal states they produced, so
+    /// that states and events never disagree. On error nothing is written.
+    pub(crate) fn insert_events(
+        &mut self,
+        events: &[NewEvent],
+        signals: Option<&SignalRows>,
+    ) -> Result<(), StorageError> {
         let tx = self.conn.transaction()?;
         let mut added = 0u64;
         {
@@ -165,6 +177,15 @@ impl Store {
             }
         }
         add_counter(&tx, counter::COMMITTED, events.len() as u64)?;
+        if let Some(rows) = signals {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO signal_state (name, spec, state) VALUES (?1, ?2, ?3)",
+            )?;
+            for (name, spec, state) in &rows.states {
+                stmt.execute(params![name, spec, state])?;
+            }
+            set_meta(&tx, SIGNALS_META_KEY, &rows.progress)?;
+        }
         tx.commit()?;
         self.stored_bytes += added;
         Ok(())
@@ -430,12 +451,38 @@ impl Store {
             tx.query_row("SELECT coalesce(sum(events), 0) FROM batches", [], |r| {
                 r.get(0)
             })?;
-        tx.execute_batch("DELETE FROM events; DELETE FROM batches; DELETE FROM pending_losses;")?;
+        tx.execute_batch(
+            "DELETE FROM events; DELETE FROM batches; DELETE FROM pending_losses;
+             DELETE FROM signal_state;",
+        )?;
+        tx.execute("DELETE FROM meta WHERE key = ?1", [SIGNALS_META_KEY])?;
         let deleted = (unsealed + batched) as u64;
         add_counter(&tx, counter::CONSENT_DELETED, deleted)?;
         tx.commit()?;
         self.stored_bytes = 0;
         Ok(deleted)
+    }
+
+    /// The persisted signal progress and states, after deleting the states of signals that
+    /// are no longer configured.
+    pub(crate) fn signal_states(
+        &mut self,
+        configured: &[&str],
+    ) -> Result<SignalStates, StorageError> {
+        let rows: Vec<(String, String, Vec<u8>)> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT name, spec, state FROM signal_state")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (name, _, _) in &rows {
+            if !configured.contains(&name.as_str()) {
+                self.conn
+                    .execute("DELETE FROM signal_state WHERE name = ?1", [name])?;
+            }
+        }
+        Ok((self.meta(SIGNALS_META_KEY)?, rows))
     }
 
     pub(crate) fn queue_stats(&self) -> Result<QueueStats, StorageError> {
@@ -599,7 +646,8 @@ pub(crate) fn encode_properties(properties: &[(String, Value)], out: &mut Vec<u8
     }
 }
 
-fn decode_properties(bytes: &[u8]) -> Vec<(String, Value)> {
+/// Decodes properties written by [`encode_properties`].
+pub(crate) fn decode_properties(bytes: &[u8]) -> Vec<(String, Value)> {
     let Ok(stored) = StoredProperties::decode(bytes) else {
         // Only this SDK writes the column; a row it cannot read is kept without properties
         // rather than blocking every later batch.

@@ -12,8 +12,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use super::store::{counter, NewEvent, OutgoingBatch, QueueStats, SealParams, Store};
+use super::store::{
+    counter, decode_properties, NewEvent, OutgoingBatch, QueueStats, SealParams, Store,
+};
 use crate::error::{Error, Result, StorageError};
+use crate::signals::engine::{Engine, EventRef};
 use crate::{now_ms, Config, Diagnostics, Shared};
 
 /// A reply channel for one command.
@@ -70,11 +73,18 @@ pub(crate) struct Writer {
     /// Events dropped because the store refused writes for too long.
     dropped_unwritable: u64,
     last_eviction: Instant,
+    /// The signals as of the last commit.
+    signals: Engine,
+    /// Set after the database was recreated: the next commit writes every signal's state, not
+    /// only the changed ones.
+    signals_rewrite: bool,
 }
 
 impl Writer {
-    pub(crate) fn new(store: Store, config: Config, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(store: Store, config: Config, shared: Arc<Shared>, signals: Engine) -> Self {
         Writer {
+            signals,
+            signals_rewrite: false,
             store,
             config,
             shared,
@@ -195,8 +205,20 @@ impl Writer {
             return Ok(());
         }
         let events = std::mem::take(&mut self.buffer);
-        match self.with_store(|store| store.insert_events(&events)) {
+        let next = self.next_signals(&events);
+        let rows = next.as_ref().map(|(_, rows)| rows);
+        let rewrite_requested = self.signals_rewrite;
+        match self.with_store(|store| store.insert_events(&events, rows)) {
             Ok(()) => {
+                if let Some((engine, _)) = next {
+                    // Every state was written if a rewrite was asked for before this commit
+                    // (one asked for by a recovery during it stays pending).
+                    if rewrite_requested {
+                        self.signals_rewrite = false;
+                    }
+                    self.signals = engine;
+                    self.publish_signals();
+                }
                 self.deadline = None;
                 self.retry_delay = None;
                 if self.store_over_bounds() {
@@ -224,6 +246,45 @@ impl Writer {
                 Err(e)
             }
         }
+    }
+
+    /// The signals after `events`, and the rows to persist with them; `None` when no signal is
+    /// defined. The current engine is left alone until the events are committed.
+    fn next_signals(
+        &mut self,
+        events: &[NewEvent],
+    ) -> Option<(Engine, crate::signals::engine::SignalRows)> {
+        if self.signals.is_empty() {
+            return None;
+        }
+        let mut next = self.signals.clone();
+        if self.signals_rewrite {
+            next.mark_all_dirty();
+        }
+        let mut props = Vec::new();
+        for event in events {
+            props.clear();
+            if !event.props.is_empty() && next.needs_props(&event.name) {
+                props = decode_properties(&event.props);
+            }
+            next.apply(EventRef {
+                name: &event.name,
+                time_ms: event.time_ms,
+                props: &props,
+            });
+        }
+        let rows = next.take_rows();
+        Some((next, rows))
+    }
+
+    /// Publishes a snapshot of the current signals; the lock is held for a pointer swap.
+    fn publish_signals(&self) {
+        let snapshot = Arc::new(self.signals.snapshot());
+        *self
+            .shared
+            .signals
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = snapshot;
     }
 
     fn store_over_bounds(&self) -> bool {
@@ -261,6 +322,9 @@ impl Writer {
             self.deadline = None;
             self.retry_delay = None;
             let deleted = self.with_store(|s| s.clear())?;
+            // Signals are derived from the deleted events: they go too.
+            self.signals = self.signals.cleared();
+            self.publish_signals();
             log::info!("starling: consent withdrawn; deleted {deleted} queued events");
         }
         self.with_store(|s| s.set_meta("consent", if granted { "granted" } else { "denied" }))?;
@@ -313,6 +377,7 @@ impl Writer {
                 log::error!("starling: database corrupt while in use ({e}); recreating it");
                 let (store, _) = Store::reopen_after_corruption(&self.config.data_dir)?;
                 self.store = store;
+                self.signals_rewrite = true;
                 if self.shared.consent.load(Ordering::SeqCst) {
                     self.store.set_meta("consent", "granted")?;
                 }
