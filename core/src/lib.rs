@@ -24,6 +24,7 @@
 //! `docs/signals.md` describes them.
 #![warn(missing_docs)]
 
+pub mod bandit;
 mod capture;
 mod config;
 mod error;

@@ -1,0 +1,25 @@
+//! Decide: multi-armed and contextual bandits that choose a content variant on the device, in
+//! microseconds and offline, and report the probability with which they chose it.
+//!
+//! This module holds the policies and their learning state. Every choice returns the arm and its
+//! propensity (the probability that the policy picks that arm in its current state), which is
+//! what off-policy evaluation needs later.
+//!
+//! | policy | propensity |
+//! |---|---|
+//! | epsilon-greedy | exact |
+//! | UCB1 | exact (deterministic, ties split evenly) |
+//! | Thompson sampling, Beta-Bernoulli or Gaussian | estimated from repeated posterior draws |
+//! | LinUCB (contextual) | exact (deterministic, ties split evenly) |
+//!
+//! The policies are written here rather than taken from a crate: they are the product, they must
+//! report propensities, persist compactly and merge fleet priors, and no maintained Rust crate
+//! offers that combination.
+
+mod linear;
+mod policy;
+
+pub use policy::{Bandit, BanditError, Choice, PolicyKind};
+
+#[cfg(test)]
+mod simulate;

@@ -1,0 +1,155 @@
+//! Decision latency of each bandit policy with 10 arms, beside a uniform random choice (the
+//! floor: one random number) measured in the same process.
+//!
+//! Run: `cargo bench -p starling-tests --bench bandit`.
+
+use std::time::Instant;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use starling_core::bandit::{Bandit, PolicyKind};
+
+const ARMS: usize = 10;
+const DIMS: usize = 16;
+const WARMUP_UPDATES: usize = 5_000;
+const DECISIONS: usize = 20_000;
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0
+}
+
+fn trained(policy: PolicyKind, rng: &mut StdRng) -> Bandit {
+    let names: Vec<String> = (0..ARMS).map(|i| format!("variant_{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut bandit = Bandit::new(policy, &names, 1.0).unwrap();
+    for _ in 0..WARMUP_UPDATES {
+        let arm = rng.random_range(0..ARMS);
+        let context: Vec<f64> = (0..DIMS).map(|_| rng.random()).collect();
+        let context = if matches!(bandit_kind(&bandit), Kind::Linear) {
+            context
+        } else {
+            vec![]
+        };
+        let reward = if rng.random_bool(0.05 + 0.03 * arm as f64) {
+            1.0
+        } else {
+            0.0
+        };
+        bandit.update(arm, &context, reward).unwrap();
+    }
+    bandit
+}
+
+enum Kind {
+    Linear,
+    Other,
+}
+
+fn bandit_kind(bandit: &Bandit) -> Kind {
+    // A LinUCB bandit refuses an empty context.
+    let mut rng = StdRng::seed_from_u64(0);
+    if bandit.choose(&[], &mut rng).is_err() {
+        Kind::Linear
+    } else {
+        Kind::Other
+    }
+}
+
+fn measure(mut decide: impl FnMut() -> usize) -> (f64, f64) {
+    let mut latencies = Vec::with_capacity(DECISIONS);
+    let mut sink = 0usize;
+    for _ in 0..DECISIONS {
+        let t = Instant::now();
+        sink = sink.wrapping_add(decide());
+        latencies.push(t.elapsed().as_nanos() as u64);
+    }
+    std::hint::black_box(sink);
+    latencies.sort_unstable();
+    (percentile(&latencies, 0.5), percentile(&latencies, 0.99))
+}
+
+fn main() {
+    let mut rng = StdRng::seed_from_u64(1);
+    println!("### Bandit decision latency ({ARMS} arms, after {WARMUP_UPDATES} updates; {DECISIONS} decisions)\n");
+    println!("| policy | median µs | p99 µs | median vs baseline |");
+    println!("|---|---|---|---|");
+    let (base50, base99) = {
+        let mut r = StdRng::seed_from_u64(2);
+        measure(|| r.random_range(0..ARMS))
+    };
+    println!("| baseline: uniform random arm | {base50:.3} | {base99:.3} | 1.0 |");
+    let policies = [
+        (
+            "epsilon-greedy (0.1)",
+            PolicyKind::EpsilonGreedy { epsilon: 0.1 },
+        ),
+        (
+            "UCB1",
+            PolicyKind::Ucb1 {
+                exploration: std::f64::consts::SQRT_2,
+            },
+        ),
+        (
+            "Thompson, Beta-Bernoulli",
+            PolicyKind::ThompsonBeta {
+                prior_alpha: 1.0,
+                prior_beta: 1.0,
+            },
+        ),
+        (
+            "Thompson, Gaussian",
+            PolicyKind::ThompsonGaussian {
+                prior_mean: 0.0,
+                prior_variance: 1.0,
+                noise_variance: 1.0,
+            },
+        ),
+        (
+            "LinUCB, 16 features",
+            PolicyKind::LinUcb {
+                dims: DIMS,
+                alpha: 1.0,
+                ridge: 1.0,
+            },
+        ),
+    ];
+    for (name, policy) in policies {
+        let linear = matches!(policy, PolicyKind::LinUcb { .. });
+        let mut bandit = trained(policy, &mut rng);
+        // As the SDK's writer thread does after each update.
+        bandit.prepare(&mut rng).unwrap();
+        let context: Vec<f64> = if linear {
+            (0..DIMS).map(|i| i as f64 / DIMS as f64).collect()
+        } else {
+            vec![]
+        };
+        let mut r = StdRng::seed_from_u64(3);
+        let (p50, p99) = measure(|| bandit.choose(&context, &mut r).unwrap().arm);
+        println!(
+            "| {name} | {p50:.2} | {p99:.2} | {:.0}× |",
+            p50 / base50.max(0.001)
+        );
+    }
+
+    // What `prepare` costs, off the deciding thread, after each update.
+    let mut bandit = trained(
+        PolicyKind::ThompsonBeta {
+            prior_alpha: 1.0,
+            prior_beta: 1.0,
+        },
+        &mut rng,
+    );
+    let mut times = Vec::new();
+    for i in 0..200 {
+        bandit.update(i % ARMS, &[], 1.0).unwrap();
+        let t = Instant::now();
+        bandit.prepare(&mut rng).unwrap();
+        times.push(t.elapsed().as_nanos() as u64);
+    }
+    times.sort_unstable();
+    println!(
+        "\n`prepare()` for Thompson Beta-Bernoulli (2048 posterior draws, on the writer thread after an update): median {:.0} µs, p99 {:.0} µs.",
+        percentile(&times, 0.5),
+        percentile(&times, 0.99)
+    );
+}
