@@ -14,8 +14,9 @@ const DIMS: usize = 16;
 const WARMUP_UPDATES: usize = 5_000;
 const DECISIONS: usize = 20_000;
 
+/// The `p` quantile of sorted nanosecond samples, in µs.
 fn percentile(sorted: &[u64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0
+    starling_tests::bench::percentile(sorted, p) as f64 / 1000.0
 }
 
 fn trained(policy: PolicyKind, rng: &mut StdRng) -> Bandit {

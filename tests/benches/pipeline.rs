@@ -22,23 +22,15 @@ use starling_proto::batch::{BatchBuilder, BatchHeader, WireEvent};
 use starling_proto::v1::{stored_property, StoredProperties, StoredProperty};
 use starling_server::storage::IngestBatch;
 use starling_server::{SqliteStorage, Storage};
+use starling_tests::bench::{median, percentile};
 use starling_tests::{TestServer, Workload, API_KEY, APP};
 
 const RUNS: usize = 5;
 const START_MS: i64 = 1_760_000_000_000;
 
 fn main() {
-    let which: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let run = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
-    println!(
-        "Machine: {} cores; {RUNS} runs each, medians shown.\n",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
-    );
+    let run = starling_tests::bench::sections();
+    starling_tests::bench::print_header(RUNS);
     if run("track") {
         bench_track();
     }
@@ -48,15 +40,6 @@ fn main() {
     if run("ingest") {
         bench_ingest();
     }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    values[values.len() / 2]
-}
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 fn workload(n: usize, seed: u64) -> Vec<Event> {

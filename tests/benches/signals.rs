@@ -15,6 +15,7 @@ use std::time::Instant;
 use starling_core::{
     Config, Error, Event, PropertyFilter, SessionMeasure, SignalKind, SignalSpec, Starling, Value,
 };
+use starling_tests::bench::{median, percentile};
 use starling_tests::Workload;
 
 const RUNS: usize = 3;
@@ -176,15 +177,6 @@ fn durable_seconds(signals: Vec<SignalSpec>, events: &[Event]) -> f64 {
     elapsed
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    values[values.len() / 2]
-}
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 fn bench_cost(events: &[Event]) {
     let (mut none, mut fifty) = (Vec::new(), Vec::new());
     for _ in 0..RUNS {
@@ -284,19 +276,10 @@ fn bench_read(events: &[Event]) {
 }
 
 fn main() {
-    let which: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let run = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
+    let run = starling_tests::bench::sections();
     let mut w = Workload::new(7, START_MS);
     let events: Vec<Event> = (0..EVENTS).map(|_| w.next_event()).collect();
-    println!(
-        "Machine: {} cores; {RUNS} runs each, medians shown.\n",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
-    );
+    starling_tests::bench::print_header(RUNS);
     if run("cost") {
         bench_cost(&events);
     }

@@ -10,6 +10,7 @@ use rand::{Rng, SeedableRng};
 use starling_core::{Config, Event, Starling, Value};
 use starling_server::{RunningServer, ServerConfig, StoredEvent};
 
+pub mod bench;
 pub mod proxy;
 
 /// The app name and API key every test server accepts.
