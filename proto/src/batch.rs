@@ -24,6 +24,33 @@ pub enum Value {
     TimestampMs(i64),
 }
 
+impl From<&Value> for crate::v1::stored_property::Value {
+    /// The device-local storage form of a value (`storage.proto`).
+    fn from(value: &Value) -> Self {
+        use crate::v1::stored_property::Value as Stored;
+        match value {
+            Value::String(s) => Stored::StringValue(s.clone()),
+            Value::Int(i) => Stored::IntValue(*i),
+            Value::Float(f) => Stored::FloatValue(*f),
+            Value::Bool(b) => Stored::BoolValue(*b),
+            Value::TimestampMs(t) => Stored::TimestampMs(*t),
+        }
+    }
+}
+
+impl From<crate::v1::stored_property::Value> for Value {
+    fn from(stored: crate::v1::stored_property::Value) -> Self {
+        use crate::v1::stored_property::Value as Stored;
+        match stored {
+            Stored::StringValue(s) => Value::String(s),
+            Stored::IntValue(i) => Value::Int(i),
+            Stored::FloatValue(f) => Value::Float(f),
+            Stored::BoolValue(b) => Value::Bool(b),
+            Stored::TimestampMs(t) => Value::TimestampMs(t),
+        }
+    }
+}
+
 /// One event as it travels on the wire.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WireEvent {

@@ -19,7 +19,7 @@ use prost::Message;
 use rusqlite::{params, Connection};
 use starling_core::{Config, Error, Event, Starling, Value};
 use starling_proto::batch::{BatchBuilder, BatchHeader, WireEvent};
-use starling_proto::v1::{stored_property, StoredProperties, StoredProperty};
+use starling_proto::v1::{StoredProperties, StoredProperty};
 use starling_server::storage::IngestBatch;
 use starling_server::{SqliteStorage, Storage};
 use starling_tests::bench::{median, percentile};
@@ -59,13 +59,7 @@ fn encode_props(properties: &[(String, Value)]) -> Option<Vec<u8>> {
             .iter()
             .map(|(k, v)| StoredProperty {
                 key: k.clone(),
-                value: Some(match v {
-                    Value::String(s) => stored_property::Value::StringValue(s.clone()),
-                    Value::Int(i) => stored_property::Value::IntValue(*i),
-                    Value::Float(f) => stored_property::Value::FloatValue(*f),
-                    Value::Bool(b) => stored_property::Value::BoolValue(*b),
-                    Value::TimestampMs(t) => stored_property::Value::TimestampMs(*t),
-                }),
+                value: Some(v.into()),
             })
             .collect(),
     };

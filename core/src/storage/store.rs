@@ -9,7 +9,7 @@ use flate2::{write::GzEncoder, Compression};
 use prost::Message;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use starling_proto::batch::{BatchBuilder, BatchHeader, Value};
-use starling_proto::v1::{stored_property, StoredProperties};
+use starling_proto::v1::StoredProperties;
 
 use super::db::{self, OpenReport};
 use crate::error::StorageError;
@@ -657,16 +657,7 @@ pub(crate) fn decode_properties(bytes: &[u8]) -> Vec<(String, Value)> {
     stored
         .properties
         .into_iter()
-        .filter_map(|p| {
-            let value = match p.value? {
-                stored_property::Value::StringValue(s) => Value::String(s),
-                stored_property::Value::IntValue(i) => Value::Int(i),
-                stored_property::Value::FloatValue(f) => Value::Float(f),
-                stored_property::Value::BoolValue(b) => Value::Bool(b),
-                stored_property::Value::TimestampMs(t) => Value::TimestampMs(t),
-            };
-            Some((p.key, value))
-        })
+        .filter_map(|p| Some((p.key, Value::from(p.value?))))
         .collect()
 }
 
@@ -694,13 +685,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| starling_proto::v1::StoredProperty {
                     key: k.clone(),
-                    value: Some(match v {
-                        Value::String(s) => stored_property::Value::StringValue(s.clone()),
-                        Value::Int(i) => stored_property::Value::IntValue(*i),
-                        Value::Float(f) => stored_property::Value::FloatValue(*f),
-                        Value::Bool(b) => stored_property::Value::BoolValue(*b),
-                        Value::TimestampMs(t) => stored_property::Value::TimestampMs(*t),
-                    }),
+                    value: Some(v.into()),
                 })
                 .collect(),
         }
