@@ -59,6 +59,9 @@ pub struct Config {
     /// applied to the signals, in ms. Older events are stored and sent as usual but counted as
     /// too late for the signals. Default 5 minutes.
     pub signal_allowed_lateness_ms: u64,
+    /// Bandits that choose content variants on the device; see `docs/bandits.md`. Default:
+    /// none.
+    pub bandits: Vec<crate::bandit::BanditSpec>,
 }
 
 impl Config {
@@ -83,6 +86,7 @@ impl Config {
             max_future_skew_ms: 3600 * 1000,
             signals: Vec::new(),
             signal_allowed_lateness_ms: 5 * 60 * 1000,
+            bandits: Vec::new(),
         }
     }
 
@@ -144,6 +148,22 @@ impl Config {
                 )));
             }
         }
+        let mut names = std::collections::HashSet::new();
+        for bandit in &self.bandits {
+            bandit.validate(&self.signals)?;
+            if !names.insert(bandit.name.as_str()) {
+                return Err(Error::Config(format!(
+                    "two bandits are called {:?}",
+                    bandit.name
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// Adds a bandit to [`Config::bandits`].
+    pub fn with_bandit(mut self, bandit: crate::bandit::BanditSpec) -> Self {
+        self.bandits.push(bandit);
+        self
     }
 }

@@ -34,6 +34,16 @@ pub enum Error {
     /// configuration defines.
     #[error("no signal called {0:?} is defined")]
     UnknownSignal(String),
+    /// A bandit name was passed that no [`BanditSpec`](crate::bandit::BanditSpec) in the
+    /// configuration defines.
+    #[error("no bandit called {0:?} is defined")]
+    UnknownBandit(String),
+    /// A decision id that this SDK did not make was passed to `reward`.
+    #[error("{0:?} is not a decision id made by Starling")]
+    UnknownDecision(String),
+    /// A bandit refused a context or a reward; the reason says which and why.
+    #[error("{0}")]
+    Bandit(String),
     /// `sync` was called but no server URL is configured.
     #[error("no server URL is configured, so there is nothing to sync with")]
     NoServer,

@@ -96,6 +96,18 @@ pub struct Diagnostics {
     pub events_batched: u64,
     /// Bytes the store holds (events and batches), as counted against `max_store_bytes`.
     pub stored_bytes: u64,
+    /// Decisions the bandits made and logged.
+    pub decisions_made: u64,
+    /// Decisions waiting for their reward.
+    pub decisions_pending: u64,
+    /// Decisions rewarded by the app through [`Starling::reward`].
+    pub rewards_reported: u64,
+    /// Decisions rewarded by a reward event inside their window.
+    pub rewards_attributed: u64,
+    /// Decisions whose window closed without a reward (learned as reward 0).
+    pub decisions_expired: u64,
+    /// Rewards that came after their decision was settled, counted and ignored.
+    pub rewards_late: u64,
 }
 
 /// State shared between the handle and the writer thread.
@@ -105,6 +117,8 @@ pub(crate) struct Shared {
     pub(crate) dropped_queue_full: AtomicU64,
     /// The latest signal snapshot; the writer swaps the pointer after each commit.
     pub(crate) signals: RwLock<Arc<Signals>>,
+    /// The configured bandits: read by deciding threads, changed by the writer.
+    pub(crate) bandits: bandit::runtime::Runtime,
 }
 
 pub(crate) struct Inner {
@@ -190,7 +204,14 @@ impl Starling {
             &rows,
         );
 
+        let bandits = bandit::runtime::Runtime::restore(
+            &config.bandits,
+            &store.bandit_states()?,
+            store.pending_decisions()?,
+        )?;
+
         let shared = Arc::new(Shared {
+            bandits,
             consent: AtomicBool::new(consent),
             rejected_invalid: AtomicU64::new(0),
             dropped_queue_full: AtomicU64::new(0),
@@ -317,6 +338,68 @@ impl Starling {
     /// A name no signal has is an [`Error::UnknownSignal`].
     pub fn feature_vector(&self, names: &[&str]) -> Result<Vec<f64>> {
         self.signals().feature_vector(names)
+    }
+
+    /// Chooses an arm of the bandit called `bandit` for `context` (the app's features; the
+    /// bandit's context signals are appended). Decides from memory, without waiting on the
+    /// database, and logs the decision with its context and propensity for the writer thread.
+    ///
+    /// Reward the decision with [`reward`](Self::reward), or let the bandit's reward event do
+    /// it; when its attribution window closes without a reward, it is learned as 0.
+    pub fn choose(&self, bandit: &str, context: &[f64]) -> Result<bandit::Decision> {
+        if !self.inner.shared.consent.load(Ordering::Relaxed) {
+            return Err(Error::NoConsent);
+        }
+        let bandits = &self.inner.shared.bandits;
+        let signals = self.signals();
+        let (decision, pending) = bandits.choose(bandit, context, &signals, now_ms())?;
+        match self.inner.tx.try_send(Command::Decided(pending)) {
+            Ok(()) => Ok(decision),
+            Err(e) => {
+                // Unlogged, the decision could never be evaluated or learned from: undo it.
+                bandits.take(&decision.id);
+                Err(match e {
+                    TrySendError::Full(_) => Error::QueueFull {
+                        capacity: self.inner.config.queue_capacity,
+                    },
+                    TrySendError::Disconnected(_) => Error::Closed,
+                })
+            }
+        }
+    }
+
+    /// Rewards the decision `decision_id` with `value` (for a Beta-Bernoulli bandit, in [0, 1]).
+    /// Returns `true` when the bandit learns from it, `false` when the decision was already
+    /// settled (rewarded before, or its window closed): such late rewards are counted in
+    /// [`Diagnostics::rewards_late`] and ignored. Never waits on I/O.
+    pub fn reward(&self, decision_id: &str, value: f64) -> Result<bool> {
+        let bandits = &self.inner.shared.bandits;
+        if bandit::runtime::decided_ms_of(decision_id).is_none() {
+            return Err(Error::UnknownDecision(decision_id.to_owned()));
+        }
+        let Some(pending) = bandits.take(decision_id) else {
+            self.inner.tx.try_send(Command::LateReward).ok();
+            return Ok(false);
+        };
+        if let Err(e) = bandits.check_reward(&pending.bandit, value) {
+            bandits.restore_pending(pending);
+            return Err(e);
+        }
+        match self.inner.tx.try_send(Command::Rewarded(pending, value)) {
+            Ok(()) => Ok(true),
+            Err(TrySendError::Full(Command::Rewarded(pending, _))) => {
+                bandits.restore_pending(pending);
+                Err(Error::QueueFull {
+                    capacity: self.inner.config.queue_capacity,
+                })
+            }
+            Err(_) => Err(Error::Closed),
+        }
+    }
+
+    /// What the bandit called `bandit` has learned about each of its arms.
+    pub fn bandit_arms(&self, bandit: &str) -> Result<Vec<bandit::ArmStats>> {
+        self.inner.shared.bandits.arm_stats(bandit)
     }
 
     /// Counters and queue sizes.

@@ -43,6 +43,27 @@ impl LinearArm {
         mean + alpha * variance.max(0.0).sqrt()
     }
 
+    /// Appends `dims`, `A⁻¹` and `b` in little-endian form.
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.dims as u32).to_le_bytes());
+        for v in self.a_inv.iter().chain(&self.b) {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    /// Reads what [`LinearArm::encode`] wrote; `None` if it is damaged or has other dimensions.
+    pub(crate) fn decode(r: &mut super::policy::Reader<'_>, dims: usize) -> Option<Self> {
+        if r.u32()? as usize != dims {
+            return None;
+        }
+        let mut read = |n: usize| -> Option<Vec<f64>> {
+            (0..n).map(|_| r.f64().filter(|v| v.is_finite())).collect()
+        };
+        let a_inv = read(dims * dims)?;
+        let b = read(dims)?;
+        Some(LinearArm { dims, a_inv, b })
+    }
+
     /// Adds one observation: `A += x xᵀ`, `b += reward · x`.
     pub(crate) fn update(&mut self, x: &[f64], reward: f64) {
         // Sherman–Morrison: (A + x xᵀ)⁻¹ = A⁻¹ − (A⁻¹x)(A⁻¹x)ᵀ / (1 + xᵀA⁻¹x); A⁻¹ is symmetric.

@@ -18,8 +18,12 @@
 
 mod linear;
 mod policy;
+pub(crate) mod runtime;
+mod spec;
 
-pub use policy::{Bandit, BanditError, Choice, PolicyKind};
+pub use policy::{ArmStats, Bandit, BanditError, Choice, PolicyKind};
+pub use runtime::{Decision, ARM_STATS_EVENT, DECISION_EVENT};
+pub use spec::{BanditSpec, RewardEvent, DEFAULT_ATTRIBUTION_WINDOW_MS};
 
 #[cfg(test)]
 mod simulate;

@@ -92,6 +92,61 @@ pub struct Choice {
     pub propensity: f64,
 }
 
+/// Format tag of [`Bandit::encode_state`].
+const STATE_FORMAT: u8 = 1;
+
+/// What a bandit has learned about one arm, for reports and fleet statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArmStats {
+    /// The arm's name.
+    pub name: String,
+    /// False once the arm is retired.
+    pub active: bool,
+    /// Times the arm was rewarded (discounted, so a real number).
+    pub pulls: f64,
+    /// Sum of its rewards (discounted).
+    pub reward_sum: f64,
+}
+
+impl ArmStats {
+    /// Mean reward, or 0 before the first reward.
+    pub fn mean(&self) -> f64 {
+        if self.pulls > 0.0 {
+            self.reward_sum / self.pulls
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Reads little-endian values from a byte slice.
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
+
+impl<'a> Reader<'a> {
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Some(head)
+    }
+    pub(crate) fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    pub(crate) fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
+    }
+    pub(crate) fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+    }
+    pub(crate) fn f64(&mut self) -> Option<f64> {
+        self.take(8)
+            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+}
+
 /// What the bandit knows about one arm. Counts are discounted (see [`Bandit::new`]), so they are
 /// real numbers.
 #[derive(Debug, Clone, PartialEq)]
@@ -179,6 +234,16 @@ impl Bandit {
             bandit.add_arm(name);
         }
         Ok(bandit)
+    }
+
+    /// The policy and its parameters.
+    pub fn policy(&self) -> &PolicyKind {
+        &self.policy
+    }
+
+    /// Index of the arm called `name`, active or retired.
+    pub fn arm_index(&self, name: &str) -> Option<usize> {
+        self.arms.iter().position(|a| a.name == name)
     }
 
     /// Names of all arms, active or retired, in index order.
@@ -419,6 +484,87 @@ impl Bandit {
         if let Some(linear) = &mut chosen.linear {
             linear.update(context, reward);
         }
+        Ok(())
+    }
+
+    /// What the bandit has learned about each arm, in arm order.
+    pub fn arm_stats(&self) -> Vec<ArmStats> {
+        self.arms
+            .iter()
+            .map(|a| ArmStats {
+                name: a.name.clone(),
+                active: a.active,
+                pulls: a.pulls,
+                reward_sum: a.reward_sum,
+            })
+            .collect()
+    }
+
+    /// The learned state (every arm's statistics and linear model) in a compact binary form,
+    /// for [`Bandit::restore_state`]. The policy and its parameters are not included: they
+    /// come from the configuration.
+    pub fn encode_state(&self) -> Vec<u8> {
+        let mut out = vec![STATE_FORMAT];
+        out.extend_from_slice(&(self.arms.len() as u32).to_le_bytes());
+        for arm in &self.arms {
+            out.extend_from_slice(&(arm.name.len() as u16).to_le_bytes());
+            out.extend_from_slice(arm.name.as_bytes());
+            out.push(arm.active as u8);
+            out.extend_from_slice(&arm.pulls.to_le_bytes());
+            out.extend_from_slice(&arm.reward_sum.to_le_bytes());
+            match &arm.linear {
+                None => out.push(0),
+                Some(linear) => {
+                    out.push(1);
+                    linear.encode(&mut out);
+                }
+            }
+        }
+        out
+    }
+
+    /// Replaces the learned state with one from [`Bandit::encode_state`] of a bandit with the
+    /// same policy. A state that does not fit this policy is refused and nothing changes.
+    pub fn restore_state(&mut self, bytes: &[u8]) -> Result<(), BanditError> {
+        let bad = || BanditError::Parameter("the stored bandit state is damaged".into());
+        let mut r = Reader(bytes);
+        if r.u8().ok_or_else(bad)? != STATE_FORMAT {
+            return Err(bad());
+        }
+        let n = r.u32().ok_or_else(bad)? as usize;
+        let dims = match self.policy {
+            PolicyKind::LinUcb { dims, .. } => Some(dims),
+            _ => None,
+        };
+        let mut arms = Vec::with_capacity(n.min(1024));
+        for _ in 0..n {
+            let len = r.u16().ok_or_else(bad)? as usize;
+            let name =
+                String::from_utf8(r.take(len).ok_or_else(bad)?.to_vec()).map_err(|_| bad())?;
+            let active = r.u8().ok_or_else(bad)? != 0;
+            let pulls = r.f64().ok_or_else(bad)?;
+            let reward_sum = r.f64().ok_or_else(bad)?;
+            let linear = match (r.u8().ok_or_else(bad)?, dims) {
+                (0, None) => None,
+                (1, Some(dims)) => Some(LinearArm::decode(&mut r, dims).ok_or_else(bad)?),
+                _ => return Err(bad()),
+            };
+            if !pulls.is_finite() || !reward_sum.is_finite() {
+                return Err(bad());
+            }
+            arms.push(Arm {
+                name,
+                active,
+                pulls,
+                reward_sum,
+                linear,
+            });
+        }
+        if !r.0.is_empty() {
+            return Err(bad());
+        }
+        self.arms = arms;
+        self.prepared = None;
         Ok(())
     }
 

@@ -61,6 +61,34 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         state BLOB NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 3: bandits: learned state, decisions waiting for their reward, and per-arm statistics
+    // not yet shared with the fleet. Written in the same transactions as the events.
+    r#"
+    CREATE TABLE bandit_state (
+        name  TEXT PRIMARY KEY,
+        spec  TEXT NOT NULL, -- fingerprint of the policy that learned the state
+        state BLOB NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE decisions (
+        id         TEXT    PRIMARY KEY,
+        bandit     TEXT    NOT NULL,
+        arm        TEXT    NOT NULL,
+        propensity REAL    NOT NULL,
+        context    BLOB    NOT NULL, -- little-endian f64s
+        arms       TEXT    NOT NULL, -- the arms active at decision time, comma-separated
+        decided_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE bandit_contrib (
+        bandit        TEXT    NOT NULL,
+        arm           TEXT    NOT NULL,
+        pulls         INTEGER NOT NULL,
+        reward_sum    REAL    NOT NULL,
+        reward_sq_sum REAL    NOT NULL,
+        PRIMARY KEY (bandit, arm)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this SDK writes.

@@ -12,6 +12,7 @@ use starling_proto::batch::{BatchBuilder, BatchHeader, Value};
 use starling_proto::v1::StoredProperties;
 
 use super::db::{self, OpenReport};
+use crate::bandit::runtime::{decode_context, encode_context, Pending, StateRow};
 use crate::error::StorageError;
 use crate::signals::engine::SignalRows;
 
@@ -31,6 +32,11 @@ pub(crate) mod counter {
     pub const BATCHES_DROPPED: &str = "batches_dropped";
     pub const DB_RECOVERED: &str = "db_recovered";
     pub const CONSENT_DELETED: &str = "consent_deleted";
+    pub const DECISIONS: &str = "decisions";
+    pub const REWARDS_REPORTED: &str = "rewards_reported";
+    pub const REWARDS_ATTRIBUTED: &str = "rewards_attributed";
+    pub const DECISIONS_EXPIRED: &str = "decisions_expired";
+    pub const REWARDS_LATE: &str = "rewards_late";
 }
 
 /// Key in `meta` of the signal engine's progress (watermark and counts), as JSON.
@@ -152,6 +158,7 @@ impl Store {
         &mut self,
         events: &[NewEvent],
         signals: Option<&SignalRows>,
+        bandits: &BanditRows,
     ) -> Result<(), StorageError> {
         let tx = self.conn.transaction()?;
         let mut added = 0u64;
@@ -186,9 +193,93 @@ impl Store {
             }
             set_meta(&tx, SIGNALS_META_KEY, &rows.progress)?;
         }
+        if !bandits.is_empty() {
+            write_bandit_rows(&tx, bandits)?;
+        }
         tx.commit()?;
         self.stored_bytes += added;
         Ok(())
+    }
+
+    /// The persisted bandit states.
+    pub(crate) fn bandit_states(&self) -> Result<Vec<StateRow>, StorageError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, spec, state FROM bandit_state")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The decisions still waiting for a reward.
+    pub(crate) fn pending_decisions(&self) -> Result<Vec<Pending>, StorageError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, bandit, arm, propensity, context, arms, decided_ms FROM decisions",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Pending {
+                id: r.get(0)?,
+                bandit: r.get(1)?,
+                arm: r.get(2)?,
+                propensity: r.get(3)?,
+                context: decode_context(&r.get::<_, Vec<u8>>(4)?),
+                arms: r.get(5)?,
+                decided_ms: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Turns the per-arm statistics gathered since the last call into events for the fleet
+    /// priors, and resets them, in one transaction. Returns the number of events added.
+    pub(crate) fn emit_arm_stats(&mut self, now_ms: i64) -> Result<u64, StorageError> {
+        let tx = self.conn.transaction()?;
+        let rows: Vec<(String, String, i64, f64, f64)> = {
+            let mut stmt = tx.prepare(
+                "SELECT bandit, arm, pulls, reward_sum, reward_sq_sum FROM bandit_contrib
+                 WHERE pulls > 0 ORDER BY bandit, arm",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut added = 0;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO events (name, time_ms, recorded_ms, props, size) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (bandit, arm, pulls, sum, sq) in &rows {
+                let event = crate::bandit::runtime::event(
+                    crate::bandit::ARM_STATS_EVENT,
+                    now_ms,
+                    &[
+                        ("bandit".to_owned(), Value::String(bandit.clone())),
+                        ("arm".to_owned(), Value::String(arm.clone())),
+                        ("pulls".to_owned(), Value::Float(*pulls as f64)),
+                        ("reward_sum".to_owned(), Value::Float(*sum)),
+                        ("reward_sq_sum".to_owned(), Value::Float(*sq)),
+                        ("noised".to_owned(), Value::Bool(false)),
+                        ("epsilon".to_owned(), Value::Float(0.0)),
+                    ],
+                );
+                stmt.execute(params![
+                    event.name,
+                    event.time_ms,
+                    event.recorded_ms,
+                    event.props,
+                    event.size() as i64
+                ])?;
+                added += event.size();
+            }
+        }
+        tx.execute("DELETE FROM bandit_contrib", [])?;
+        add_counter(&tx, counter::COMMITTED, rows.len() as u64)?;
+        tx.commit()?;
+        self.stored_bytes += added;
+        Ok(rows.len() as u64)
     }
 
     /// Enforces the age and size bounds, oldest data first. Returns the number of events
@@ -453,7 +544,8 @@ impl Store {
             })?;
         tx.execute_batch(
             "DELETE FROM events; DELETE FROM batches; DELETE FROM pending_losses;
-             DELETE FROM signal_state;",
+             DELETE FROM signal_state; DELETE FROM bandit_state; DELETE FROM decisions;
+             DELETE FROM bandit_contrib;",
         )?;
         tx.execute("DELETE FROM meta WHERE key = ?1", [SIGNALS_META_KEY])?;
         let deleted = (unsealed + batched) as u64;
@@ -561,6 +653,73 @@ fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> Result<(), StorageE
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         [key, value],
     )?;
+    Ok(())
+}
+
+/// Decisions made and settled, and learned states, since the last commit.
+#[derive(Debug, Default)]
+pub(crate) struct BanditRows {
+    /// New pending decisions.
+    pub(crate) decided: Vec<Pending>,
+    /// Ids of decisions settled (after `decided`, so one can be both).
+    pub(crate) settled: Vec<String>,
+    /// (bandit, arm, reward) of settled decisions whose bandit shares statistics.
+    pub(crate) contributions: Vec<(String, String, f64)>,
+    /// Changed states.
+    pub(crate) states: Vec<StateRow>,
+    /// Counter increments.
+    pub(crate) counters: Vec<(&'static str, u64)>,
+}
+
+impl BanditRows {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.decided.is_empty()
+            && self.settled.is_empty()
+            && self.contributions.is_empty()
+            && self.states.is_empty()
+            && self.counters.is_empty()
+    }
+}
+
+fn write_bandit_rows(tx: &Transaction<'_>, rows: &BanditRows) -> Result<(), StorageError> {
+    let mut insert = tx.prepare_cached(
+        "INSERT OR REPLACE INTO decisions (id, bandit, arm, propensity, context, arms, decided_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for p in &rows.decided {
+        insert.execute(params![
+            p.id,
+            p.bandit,
+            p.arm,
+            p.propensity,
+            encode_context(&p.context),
+            p.arms,
+            p.decided_ms
+        ])?;
+    }
+    let mut delete = tx.prepare_cached("DELETE FROM decisions WHERE id = ?1")?;
+    for id in &rows.settled {
+        delete.execute([id])?;
+    }
+    let mut contribute = tx.prepare_cached(
+        "INSERT INTO bandit_contrib (bandit, arm, pulls, reward_sum, reward_sq_sum)
+         VALUES (?1, ?2, 1, ?3, ?3 * ?3)
+         ON CONFLICT (bandit, arm) DO UPDATE SET pulls = pulls + 1,
+             reward_sum = reward_sum + excluded.reward_sum,
+             reward_sq_sum = reward_sq_sum + excluded.reward_sq_sum",
+    )?;
+    for (bandit, arm, reward) in &rows.contributions {
+        contribute.execute(params![bandit, arm, reward])?;
+    }
+    let mut state = tx.prepare_cached(
+        "INSERT OR REPLACE INTO bandit_state (name, spec, state) VALUES (?1, ?2, ?3)",
+    )?;
+    for (name, spec, blob) in &rows.states {
+        state.execute(params![name, spec, blob])?;
+    }
+    for (name, n) in &rows.counters {
+        add_counter(tx, name, *n)?;
+    }
     Ok(())
 }
 

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::store::{
-    counter, decode_properties, NewEvent, OutgoingBatch, QueueStats, SealParams, Store,
+    counter, decode_properties, BanditRows, NewEvent, OutgoingBatch, QueueStats, SealParams, Store,
 };
+use crate::bandit::runtime::{Outcome, Pending, Settled};
 use crate::error::{Error, Result, StorageError};
 use crate::signals::engine::{Engine, EventRef};
 use crate::{now_ms, Config, Diagnostics, Shared};
@@ -33,6 +34,12 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 pub(crate) enum Command {
     /// Record one validated, timestamped event.
     Track(NewEvent),
+    /// Log a decision a bandit made (it is already pending in memory).
+    Decided(Pending),
+    /// Learn from a decision the app rewarded (already removed from the pending ones).
+    Rewarded(Pending, f64),
+    /// A reward came for a decision that was already settled: count it.
+    LateReward,
     /// Commit everything buffered; reply once it is durable.
     Flush(Reply<()>),
     /// Commit, enforce the bounds, seal batches, and hand back what should be uploaded.
@@ -78,6 +85,10 @@ pub(crate) struct Writer {
     /// Set after the database was recreated: the next commit writes every signal's state, not
     /// only the changed ones.
     signals_rewrite: bool,
+    /// Bandit rows waiting for the next commit.
+    bandit_rows: BanditRows,
+    /// How many of the buffered events were already looked at for reward attribution.
+    attributed_upto: usize,
 }
 
 impl Writer {
@@ -85,6 +96,8 @@ impl Writer {
         Writer {
             signals,
             signals_rewrite: false,
+            bandit_rows: BanditRows::default(),
+            attributed_upto: 0,
             store,
             config,
             shared,
@@ -99,7 +112,7 @@ impl Writer {
     /// Runs until a `Shutdown` command or until every sender is gone.
     pub(crate) fn run(mut self, rx: Receiver<Command>) {
         loop {
-            let command = match self.deadline {
+            let command = match self.wake_at() {
                 None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
                 Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
             };
@@ -143,17 +156,101 @@ impl Writer {
     }
 
     fn buffer_event(&mut self, event: NewEvent) {
+        self.start_deadline();
+        self.buffer.push(event);
+    }
+
+    /// Something waits for a commit: make sure one happens within the flush interval.
+    fn start_deadline(&mut self) {
         if self.deadline.is_none() {
             self.deadline =
                 Some(Instant::now() + Duration::from_millis(self.config.flush_interval_ms));
         }
-        self.buffer.push(event);
+    }
+
+    /// When the loop must wake up without a command: the commit deadline, or the moment the
+    /// next pending decision's attribution window closes.
+    fn wake_at(&self) -> Option<Instant> {
+        let expiry = self.shared.bandits.next_expiry_ms().map(|at| {
+            let wait = at.saturating_sub(now_ms()).max(0) as u64;
+            Instant::now() + Duration::from_millis(wait)
+        });
+        match (self.deadline, expiry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Learns from a settled decision and logs it: the decision row goes, the bandit's new
+    /// state and the decision event are written with the next commit.
+    fn settle(&mut self, settled: Settled) {
+        let bandits = Arc::clone(&self.shared);
+        let bandits = &bandits.bandits;
+        bandits.learn(&settled);
+        let counter = match settled.outcome {
+            Outcome::Reported => counter::REWARDS_REPORTED,
+            Outcome::Attributed => counter::REWARDS_ATTRIBUTED,
+            Outcome::Expired => counter::DECISIONS_EXPIRED,
+        };
+        self.bandit_rows.counters.push((counter, 1));
+        self.bandit_rows.settled.push(settled.pending.id.clone());
+        if bandits.shares_statistics(&settled.pending.bandit) {
+            self.bandit_rows.contributions.push((
+                settled.pending.bandit.clone(),
+                settled.pending.arm.clone(),
+                settled.reward,
+            ));
+        }
+        let event = bandits.decision_event(&settled, now_ms());
+        // Appended after the events already looked at for attribution, which it never
+        // rewards (its name is reserved).
+        self.buffer_event(event);
+    }
+
+    /// Settles the decisions whose window closed and the ones rewarded by buffered events.
+    fn settle_due(&mut self) {
+        let shared = Arc::clone(&self.shared);
+        let bandits = &shared.bandits;
+        if bandits.is_empty() {
+            return;
+        }
+        for settled in bandits.expire(now_ms()) {
+            self.settle(settled);
+        }
+        let end = self.buffer.len();
+        let mut found = Vec::new();
+        for event in &self.buffer[self.attributed_upto.min(end)..end] {
+            if bandits.rewards(&event.name) {
+                let props = decode_properties(&event.props);
+                found.extend(bandits.attribute(&event.name, event.time_ms, &props));
+            }
+        }
+        self.attributed_upto = end;
+        for settled in found {
+            self.settle(settled);
+        }
     }
 
     /// Handles one non-track command; returns true when the writer should stop.
     fn handle(&mut self, command: Command) -> bool {
         match command {
             Command::Track(event) => self.buffer_event(event),
+            Command::Decided(pending) => {
+                self.bandit_rows.decided.push(pending);
+                self.bandit_rows.counters.push((counter::DECISIONS, 1));
+                self.start_deadline();
+            }
+            Command::Rewarded(pending, reward) => {
+                self.settle(Settled {
+                    pending,
+                    reward,
+                    outcome: Outcome::Reported,
+                });
+            }
+            Command::LateReward => {
+                self.bandit_rows.counters.push((counter::REWARDS_LATE, 1));
+                self.start_deadline();
+            }
             Command::Flush(reply) => {
                 let _ = reply.send(self.commit());
             }
@@ -200,7 +297,10 @@ impl Writer {
     /// Commits the buffered events in one transaction. On failure the events stay buffered and
     /// are retried at the next deadline; the error goes back to whoever asked for a flush.
     fn commit(&mut self) -> Result<()> {
-        if self.buffer.is_empty() {
+        self.settle_due();
+        let shared = Arc::clone(&self.shared);
+        self.bandit_rows.states.extend(shared.bandits.take_dirty());
+        if self.buffer.is_empty() && self.bandit_rows.is_empty() {
             self.deadline = None;
             return Ok(());
         }
@@ -208,8 +308,13 @@ impl Writer {
         let next = self.next_signals(&events);
         let rows = next.as_ref().map(|(_, rows)| rows);
         let rewrite_requested = self.signals_rewrite;
-        match self.with_store(|store| store.insert_events(&events, rows)) {
+        let bandit_rows = std::mem::take(&mut self.bandit_rows);
+        match self.with_store(|store| store.insert_events(&events, rows, &bandit_rows)) {
             Ok(()) => {
+                self.attributed_upto = 0;
+                if !bandit_rows.states.is_empty() {
+                    shared.bandits.prepare();
+                }
                 if let Some((engine, _)) = next {
                     // Every state was written if a rewrite was asked for before this commit
                     // (one asked for by a recovery during it stays pending).
@@ -227,8 +332,19 @@ impl Writer {
                 Ok(())
             }
             Err(e) => {
-                // Keep the events and try again later, backing off.
+                // Keep the events and the bandit rows and try again later, backing off. The
+                // states are encoded afresh at the next attempt.
                 self.buffer = events;
+                let names: Vec<String> = bandit_rows
+                    .states
+                    .iter()
+                    .map(|(n, _, _)| n.clone())
+                    .collect();
+                shared.bandits.mark_dirty(&names);
+                self.bandit_rows = BanditRows {
+                    states: Vec::new(),
+                    ..bandit_rows
+                };
                 let delay = self
                     .retry_delay
                     .map_or(Duration::from_millis(self.config.flush_interval_ms), |d| {
@@ -240,6 +356,7 @@ impl Writer {
                 if self.buffer.len() > MAX_UNCOMMITTED_EVENTS {
                     let excess = self.buffer.len() - MAX_UNCOMMITTED_EVENTS;
                     self.buffer.drain(..excess);
+                    self.attributed_upto = self.attributed_upto.saturating_sub(excess);
                     self.dropped_unwritable += excess as u64;
                     log::error!("starling: dropped {excess} events the store could not take");
                 }
@@ -302,6 +419,9 @@ impl Writer {
 
     fn prepare_upload(&mut self) -> Result<Vec<OutgoingBatch>> {
         self.commit()?;
+        if !self.shared.bandits.is_empty() {
+            self.with_store(|s| s.emit_arm_stats(now_ms()))?;
+        }
         self.evict()?;
         let params = SealParams {
             schema_version: self.config.schema_version,
@@ -319,12 +439,16 @@ impl Writer {
         if !granted {
             // Everything tracked before the withdrawal, even if not yet committed, goes.
             self.buffer.clear();
+            self.attributed_upto = 0;
+            self.bandit_rows = BanditRows::default();
             self.deadline = None;
             self.retry_delay = None;
             let deleted = self.with_store(|s| s.clear())?;
-            // Signals are derived from the deleted events: they go too.
+            // Signals and what the bandits learned are derived from the deleted events: they go
+            // too.
             self.signals = self.signals.cleared();
             self.publish_signals();
+            self.shared.bandits.reset();
             log::info!("starling: consent withdrawn; deleted {deleted} queued events");
         }
         self.with_store(|s| s.set_meta("consent", if granted { "granted" } else { "denied" }))?;
@@ -342,7 +466,17 @@ impl Writer {
     fn diagnostics(&mut self) -> Result<Diagnostics> {
         let (counters, queue): (_, QueueStats) =
             self.with_store(|s| Ok((s.counters()?, s.queue_stats()?)))?;
-        let get = |name: &str| counters.get(name).copied().unwrap_or(0);
+        // Committed counts, plus the bandit counts waiting for the next commit.
+        let get = |name: &str| {
+            counters.get(name).copied().unwrap_or(0)
+                + self
+                    .bandit_rows
+                    .counters
+                    .iter()
+                    .filter(|(n, _)| *n == name)
+                    .map(|(_, v)| v)
+                    .sum::<u64>()
+        };
         Ok(Diagnostics {
             events_committed: get(counter::COMMITTED),
             events_sent: get(counter::SENT),
@@ -357,6 +491,12 @@ impl Writer {
             events_dropped_unwritable: self.dropped_unwritable,
             events_rejected_invalid: self.shared.rejected_invalid.load(Ordering::Relaxed),
             events_dropped_queue_full: self.shared.dropped_queue_full.load(Ordering::Relaxed),
+            decisions_made: get(counter::DECISIONS),
+            decisions_pending: self.shared.bandits.pending_count() as u64,
+            rewards_reported: get(counter::REWARDS_REPORTED),
+            rewards_attributed: get(counter::REWARDS_ATTRIBUTED),
+            decisions_expired: get(counter::DECISIONS_EXPIRED),
+            rewards_late: get(counter::REWARDS_LATE),
             events_uncommitted: self.buffer.len() as u64,
             events_unsealed: queue.unsealed_events,
             batches_queued: queue.batches,
