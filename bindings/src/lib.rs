@@ -11,6 +11,9 @@ use std::sync::Arc;
 
 uniffi::setup_scaffolding!();
 
+mod personalization;
+pub use personalization::*;
+
 /// Settings for [`Starling::open`]. Use [`default_config`] for sensible values.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct StarlingConfig {
@@ -38,6 +41,12 @@ pub struct StarlingConfig {
     pub backoff_max_ms: u64,
     /// Sync from a background thread at this interval, in ms, if set.
     pub background_sync_interval_ms: Option<u64>,
+    /// Signals kept current on the device.
+    pub signals: Vec<SignalDefinition>,
+    /// Events older than the newest one by more than this are too late for the signals, in ms.
+    pub signal_allowed_lateness_ms: u64,
+    /// Bandits that choose content variants on the device.
+    pub bandits: Vec<BanditDefinition>,
 }
 
 /// Defaults suited to a phone, storing under `data_dir`.
@@ -57,6 +66,9 @@ pub fn default_config(data_dir: String) -> StarlingConfig {
         backoff_initial_ms: core.backoff_initial_ms,
         backoff_max_ms: core.backoff_max_ms,
         background_sync_interval_ms: core.background_sync_interval_ms,
+        signals: Vec::new(),
+        signal_allowed_lateness_ms: core.signal_allowed_lateness_ms,
+        bandits: Vec::new(),
     }
 }
 
@@ -74,6 +86,9 @@ impl From<StarlingConfig> for starling_core::Config {
         config.backoff_initial_ms = c.backoff_initial_ms;
         config.backoff_max_ms = c.backoff_max_ms;
         config.background_sync_interval_ms = c.background_sync_interval_ms;
+        config.signals = c.signals.into_iter().map(Into::into).collect();
+        config.signal_allowed_lateness_ms = c.signal_allowed_lateness_ms;
+        config.bandits = c.bandits.into_iter().map(Into::into).collect();
         config
     }
 }
@@ -130,24 +145,27 @@ pub struct TrackEvent {
 
 impl From<TrackEvent> for starling_core::Event {
     fn from(e: TrackEvent) -> Self {
-        use starling_core::Value;
         starling_core::Event {
             name: e.name,
             time_ms: e.time_ms,
             properties: e
                 .properties
                 .into_iter()
-                .map(|p| {
-                    let value = match p.value {
-                        PropertyValue::Text { value } => Value::String(value),
-                        PropertyValue::Integer { value } => Value::Int(value),
-                        PropertyValue::Real { value } => Value::Float(value),
-                        PropertyValue::Flag { value } => Value::Bool(value),
-                        PropertyValue::Timestamp { epoch_ms } => Value::TimestampMs(epoch_ms),
-                    };
-                    (p.key, value)
-                })
+                .map(|p| (p.key, p.value.into()))
                 .collect(),
+        }
+    }
+}
+
+impl From<PropertyValue> for starling_core::Value {
+    fn from(v: PropertyValue) -> Self {
+        use starling_core::Value;
+        match v {
+            PropertyValue::Text { value } => Value::String(value),
+            PropertyValue::Integer { value } => Value::Int(value),
+            PropertyValue::Real { value } => Value::Float(value),
+            PropertyValue::Flag { value } => Value::Bool(value),
+            PropertyValue::Timestamp { epoch_ms } => Value::TimestampMs(epoch_ms),
         }
     }
 }
@@ -210,6 +228,12 @@ pub struct Diagnostics {
     pub batches_queued: u64,
     pub events_batched: u64,
     pub stored_bytes: u64,
+    pub decisions_made: u64,
+    pub decisions_pending: u64,
+    pub rewards_reported: u64,
+    pub rewards_attributed: u64,
+    pub decisions_expired: u64,
+    pub rewards_late: u64,
 }
 
 impl From<starling_core::Diagnostics> for Diagnostics {
@@ -233,6 +257,12 @@ impl From<starling_core::Diagnostics> for Diagnostics {
             batches_queued: d.batches_queued,
             events_batched: d.events_batched,
             stored_bytes: d.stored_bytes,
+            decisions_made: d.decisions_made,
+            decisions_pending: d.decisions_pending,
+            rewards_reported: d.rewards_reported,
+            rewards_attributed: d.rewards_attributed,
+            decisions_expired: d.decisions_expired,
+            rewards_late: d.rewards_late,
         }
     }
 }
@@ -282,6 +312,18 @@ pub enum StarlingError {
         /// Explanation.
         reason: String,
     },
+    /// No signal, bandit or decision by that name or id exists.
+    #[error("{reason}")]
+    NotFound {
+        /// Which name or id.
+        reason: String,
+    },
+    /// A bandit refused a context or a reward.
+    #[error("{reason}")]
+    InvalidArgument {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A bug inside Starling, caught before it could reach the app.
     #[error("{reason}")]
     Internal {
@@ -302,6 +344,10 @@ impl From<starling_core::Error> for StarlingError {
             E::Storage(_) => StarlingError::Storage { reason },
             E::NoServer => StarlingError::NoServer { reason },
             E::Closed => StarlingError::Closed { reason },
+            E::UnknownSignal(_) | E::UnknownBandit(_) | E::UnknownDecision(_) => {
+                StarlingError::NotFound { reason }
+            }
+            E::Bandit(_) => StarlingError::InvalidArgument { reason },
             _ => StarlingError::Internal { reason },
         }
     }
