@@ -18,8 +18,10 @@
 
 mod linear;
 mod policy;
+mod prior;
 
 pub use policy::{Bandit, BanditError, Choice, PolicyKind};
+pub use prior::{apply_prior, prior_from_fleet, PseudoObservations, DEFAULT_MAX_PRIOR_PULLS};
 
 #[cfg(test)]
 mod simulate;
