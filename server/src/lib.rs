@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod bandits;
 pub mod faults;
 mod ingest;
 pub mod metrics;
@@ -33,7 +34,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use faults::{Fault, Faults};
-pub use storage::{SqliteStorage, Stats, Storage, StoredEvent};
+pub use storage::{BanditEvent, SqliteStorage, Stats, Storage, StoredEvent};
 pub use worker::StorageHandle;
 
 use ingest::ApiError;
@@ -49,6 +50,9 @@ pub struct ServerConfig {
     pub max_decompressed_bytes: usize,
     /// API keys registered at start-up, as (app, key) pairs; stored hashed.
     pub api_keys: Vec<(String, String)>,
+    /// Fewest distinct contributing devices before a bandit's fleet prior is published: fewer
+    /// would let a prior reveal too much about one device, and say little. Default 5.
+    pub prior_min_devices: u32,
 }
 
 impl ServerConfig {
@@ -59,6 +63,7 @@ impl ServerConfig {
             max_body_bytes: 1024 * 1024,
             max_decompressed_bytes: 8 * 1024 * 1024,
             api_keys: Vec::new(),
+            prior_min_devices: 5,
         }
     }
 }
@@ -133,6 +138,11 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/events", post(ingest::ingest))
         .route("/v1/stats", get(stats))
+        .route(
+            "/v1/bandits/{bandit}/evaluate",
+            post(bandits::evaluate_route),
+        )
+        .route("/v1/bandits/{bandit}/prior", get(bandits::prior_route))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .with_state(state)

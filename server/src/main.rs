@@ -22,6 +22,9 @@ struct Cli {
     /// Largest accepted body after decompression, in bytes.
     #[arg(long, default_value_t = 8 * 1024 * 1024)]
     max_decompressed_bytes: usize,
+    /// Fewest distinct contributing devices before a bandit's fleet prior is published.
+    #[arg(long, default_value_t = 5)]
+    prior_min_devices: u32,
     /// A file of API keys to register at start-up, one `app:key` per line.
     #[arg(long)]
     api_key_file: Option<PathBuf>,
@@ -62,6 +65,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let mut config = ServerConfig::new(&cli.data_dir);
             config.max_body_bytes = cli.max_body_bytes;
             config.max_decompressed_bytes = cli.max_decompressed_bytes;
+            config.prior_min_devices = cli.prior_min_devices;
             if let Some(file) = &cli.api_key_file {
                 for (number, line) in std::fs::read_to_string(file)?.lines().enumerate() {
                     let line = line.trim();

@@ -283,6 +283,39 @@ impl Bandit {
         Ok(())
     }
 
+    /// Adds `pulls` pseudo-observations whose rewards sum to `reward_sum` to an arm's counts,
+    /// as a prior (see [`prior_from_fleet`](super::prior_from_fleet)). Context-free statistics
+    /// only: a LinUCB arm's regression is left as it is.
+    pub fn add_pseudo_observations(
+        &mut self,
+        name: &str,
+        pulls: f64,
+        reward_sum: f64,
+    ) -> Result<(), BanditError> {
+        if !pulls.is_finite() || !reward_sum.is_finite() {
+            return Err(BanditError::NotFinite("a pseudo-observation"));
+        }
+        if pulls < 0.0 {
+            return Err(BanditError::Parameter("pseudo-pulls must be >= 0".into()));
+        }
+        if matches!(self.policy, PolicyKind::ThompsonBeta { .. })
+            && !(0.0..=pulls).contains(&reward_sum)
+        {
+            return Err(BanditError::Parameter(format!(
+                "Beta-Bernoulli pseudo-rewards must sum to between 0 and {pulls}, got {reward_sum}"
+            )));
+        }
+        let arm = self
+            .arms
+            .iter_mut()
+            .find(|a| a.name == name)
+            .ok_or_else(|| BanditError::UnknownArm(name.to_owned()))?;
+        arm.pulls += pulls;
+        arm.reward_sum += reward_sum;
+        self.prepared = None;
+        Ok(())
+    }
+
     /// Chooses an arm for `context` (ignored by context-free policies).
     pub fn choose(&self, context: &[f64], rng: &mut impl Rng) -> Result<Choice, BanditError> {
         let active: Vec<usize> = (0..self.arms.len())

@@ -56,6 +56,19 @@ pub struct StoredEvent {
     pub properties: serde_json::Value,
 }
 
+/// An event of one bandit (its `bandit` property), with the device that sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BanditEvent {
+    /// The device's pseudonymous id.
+    pub device_id: String,
+    /// Per-device event sequence number.
+    pub seq: u64,
+    /// Event time, Unix epoch ms.
+    pub time_ms: i64,
+    /// Properties as a JSON object.
+    pub properties: serde_json::Value,
+}
+
 /// Totals for `GET /v1/stats`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Stats {
@@ -103,4 +116,14 @@ pub trait Storage: Send + 'static {
         app: &str,
         device_id: &str,
     ) -> Result<Vec<StoredEvent>, StorageError>;
+    /// Every stored event of one app named `name` whose `bandit` property is `bandit`, with
+    /// time in `[since_ms, until_ms)`, ordered by device and sequence number.
+    fn bandit_events(
+        &mut self,
+        app: &str,
+        name: &str,
+        bandit: &str,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<BanditEvent>, StorageError>;
 }

@@ -5,9 +5,10 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 use starling_proto::batch::Value;
 
-use super::{IngestBatch, IngestOutcome, Stats, Storage, StorageError, StoredEvent};
+use super::{BanditEvent, IngestBatch, IngestOutcome, Stats, Storage, StorageError, StoredEvent};
 
-const SCHEMA: &[&str] = &[r#"
+const SCHEMA: &[&str] = &[
+    r#"
     CREATE TABLE api_keys (
         key_hash   TEXT PRIMARY KEY,
         app        TEXT NOT NULL,
@@ -47,7 +48,12 @@ const SCHEMA: &[&str] = &[r#"
         name  TEXT PRIMARY KEY,
         value INTEGER NOT NULL
     ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+    -- Bandit evaluation and fleet priors read one app's events of one name.
+    CREATE INDEX events_by_name ON events (app, name, time_ms);
+"#,
+];
 
 /// SQLite storage in `<data dir>/server.db`.
 pub struct SqliteStorage {
@@ -254,6 +260,32 @@ impl Storage for SqliteStorage {
             Ok(StoredEvent {
                 seq: r.get::<_, i64>(0)? as u64,
                 name: r.get(1)?,
+                time_ms: r.get(2)?,
+                properties: serde_json::from_str(&props).unwrap_or(serde_json::Value::Null),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn bandit_events(
+        &mut self,
+        app: &str,
+        name: &str,
+        bandit: &str,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<BanditEvent>, StorageError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT device_id, seq, time_ms, properties FROM events
+             WHERE app = ?1 AND name = ?2 AND time_ms >= ?4 AND time_ms < ?5
+               AND json_extract(properties, '$.bandit') = ?3
+             ORDER BY device_id, seq",
+        )?;
+        let rows = stmt.query_map(params![app, name, bandit, since_ms, until_ms], |r| {
+            let props: String = r.get(3)?;
+            Ok(BanditEvent {
+                device_id: r.get(0)?,
+                seq: r.get::<_, i64>(1)? as u64,
                 time_ms: r.get(2)?,
                 properties: serde_json::from_str(&props).unwrap_or(serde_json::Value::Null),
             })
