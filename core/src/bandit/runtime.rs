@@ -445,6 +445,43 @@ impl Runtime {
         }
     }
 
+    /// The bandits that want a fleet prior and have learned nothing yet (a fresh install, or
+    /// a bandit new to the configuration), by name.
+    pub(crate) fn wanting_priors(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .filter(|s| {
+                s.spec.use_fleet_prior && !matches!(s.spec.policy, PolicyKind::LinUcb { .. })
+            })
+            .filter(|s| s.lock().bandit.arm_stats().iter().all(|a| a.pulls == 0.0))
+            .map(|s| s.spec.name.clone())
+            .collect()
+    }
+
+    /// Adds the fleet's prior to bandit `name` if it has still learned nothing. Writer thread
+    /// only. Returns the number of arms that received a prior.
+    pub(crate) fn apply_prior(
+        &self,
+        name: &str,
+        prior: &starling_proto::v1::BanditPrior,
+    ) -> Result<usize> {
+        let slot = self.slot(name)?;
+        let observations =
+            super::prior_from_fleet(prior, &slot.spec.policy, slot.spec.max_prior_pulls)
+                .map_err(|e| Error::Bandit(format!("bandit {name:?}: {e}")))?;
+        let mut state = slot.lock();
+        if state.bandit.arm_stats().iter().any(|a| a.pulls > 0.0) {
+            return Ok(0);
+        }
+        let applied = super::apply_prior(&mut state.bandit, &observations)
+            .map_err(|e| Error::Bandit(format!("bandit {name:?}: {e}")))?;
+        if applied > 0 {
+            state.dirty = true;
+            state.unprepared = true;
+        }
+        Ok(applied)
+    }
+
     /// Per-arm statistics of bandit `name`.
     pub(crate) fn arm_stats(&self, name: &str) -> Result<Vec<super::ArmStats>> {
         Ok(self.slot(name)?.lock().bandit.arm_stats())

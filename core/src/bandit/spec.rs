@@ -40,6 +40,12 @@ pub struct BanditSpec {
     /// Whether the device sends its per-arm statistics (pulls and reward sums, no contexts) so
     /// that the server can build priors for new devices. Sent as events, so only with consent.
     pub share_statistics: bool,
+    /// Whether a fresh bandit (one that has learned nothing yet) downloads the fleet's prior
+    /// from the server at its first successful sync, worth at most `max_prior_pulls`
+    /// observations per arm. Context-free policies only.
+    pub use_fleet_prior: bool,
+    /// Cap on the prior's weight per arm, in pseudo-observations.
+    pub max_prior_pulls: f64,
 }
 
 impl BanditSpec {
@@ -55,6 +61,8 @@ impl BanditSpec {
             reward_event: None,
             attribution_window_ms: DEFAULT_ATTRIBUTION_WINDOW_MS,
             share_statistics: true,
+            use_fleet_prior: true,
+            max_prior_pulls: super::DEFAULT_MAX_PRIOR_PULLS,
         }
     }
 
@@ -123,6 +131,9 @@ impl BanditSpec {
                     "context signal {name:?} is not a configured signal"
                 ));
             }
+        }
+        if !(self.max_prior_pulls.is_finite() && self.max_prior_pulls >= 0.0) {
+            return bad("max_prior_pulls must be a non-negative number".into());
         }
         if self.attribution_window_ms == 0 {
             return bad("the attribution window must be positive".into());

@@ -40,6 +40,9 @@ pub(crate) enum Command {
     Rewarded(Pending, f64),
     /// A reward came for a decision that was already settled: count it.
     LateReward,
+    /// The fleet's prior for a bandit that has learned nothing yet: apply and persist it, and
+    /// reply with the number of arms it covered.
+    ApplyPrior(String, starling_proto::v1::BanditPrior, Reply<usize>),
     /// Commit everything buffered; reply once it is durable.
     Flush(Reply<()>),
     /// Commit, enforce the bounds, seal batches, and hand back what should be uploaded.
@@ -246,6 +249,14 @@ impl Writer {
                     reward,
                     outcome: Outcome::Reported,
                 });
+            }
+            Command::ApplyPrior(name, prior, reply) => {
+                let result = self.shared.bandits.apply_prior(&name, &prior);
+                let result = match result {
+                    Ok(n) if n > 0 => self.commit().map(|()| n),
+                    other => other,
+                };
+                let _ = reply.send(result);
             }
             Command::LateReward => {
                 self.bandit_rows.counters.push((counter::REWARDS_LATE, 1));

@@ -111,11 +111,48 @@ pub(crate) fn run(inner: &Inner) -> Result<SyncReport> {
         report.retry_at_ms = Some(retry_at);
     }
 
+    if report.last_error.is_none() && !backing_off {
+        fetch_fleet_priors(inner, transport);
+    }
+
     let diagnostics = inner.request(Command::Diagnostics)?;
     report.batches_pending = diagnostics.batches_queued;
     report.events_pending =
         diagnostics.events_batched + diagnostics.events_unsealed + diagnostics.events_uncommitted;
     Ok(report)
+}
+
+/// Gives bandits that have learned nothing yet a head start from the fleet. Best effort: a
+/// bandit without a published prior, or a failed download, simply starts cold and asks again at
+/// the next sync.
+fn fetch_fleet_priors(inner: &Inner, transport: &transport::Transport) {
+    use prost::Message;
+    for name in inner.shared.bandits.wanting_priors() {
+        let path = format!("/v1/bandits/{name}/prior");
+        let prior = match transport.get(&path) {
+            Ok(Some(body)) => match starling_proto::v1::BanditPrior::decode(body.as_slice()) {
+                Ok(prior) => prior,
+                Err(e) => {
+                    log::warn!("starling: the fleet prior of bandit {name:?} is unreadable: {e}");
+                    continue;
+                }
+            },
+            Ok(None) => continue,
+            Err(reason) => {
+                log::debug!("starling: no fleet prior for bandit {name:?}: {reason}");
+                continue;
+            }
+        };
+        match inner.request(|r| Command::ApplyPrior(name.clone(), prior, r)) {
+            Ok(arms) if arms > 0 => {
+                log::info!("starling: bandit {name:?} starts from the fleet's prior ({arms} arms)")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                log::warn!("starling: could not apply the fleet prior of bandit {name:?}: {e}")
+            }
+        }
+    }
 }
 
 fn meta_i64(inner: &Inner, key: &'static str) -> Result<i64> {

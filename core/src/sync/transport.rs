@@ -29,6 +29,8 @@ pub(crate) enum UploadOutcome {
 
 pub(crate) struct Transport {
     agent: ureq::Agent,
+    /// The server URL without a trailing slash.
+    base: String,
     url: String,
     authorization: String,
 }
@@ -49,9 +51,11 @@ impl Transport {
         if config.api_key.is_empty() {
             return Err(Error::Config("a server URL needs an api_key".into()));
         }
+        let base = base.trim_end_matches('/').to_owned();
         Ok(Some(Transport {
             agent,
-            url: format!("{}{EVENTS_PATH}", base.trim_end_matches('/')),
+            url: format!("{base}{EVENTS_PATH}"),
+            base,
             authorization: format!("Bearer {}", config.api_key),
         }))
     }
@@ -88,6 +92,32 @@ impl Transport {
             .limit(64 * 1024)
             .read_to_vec();
         classify(status, retry_after_ms)
+    }
+}
+
+impl Transport {
+    /// Downloads a protobuf resource at `path` under the server URL: `Ok(None)` when the server
+    /// has none (404), an error with the reason for anything else that is not a 2xx.
+    pub(crate) fn get(&self, path: &str) -> std::result::Result<Option<Vec<u8>>, String> {
+        let mut response = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("accept", starling_proto::CONTENT_TYPE_PROTOBUF)
+            .header("authorization", &self.authorization)
+            .call()
+            .map_err(|e| format!("network: {e}"))?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(4 * 1024 * 1024)
+            .read_to_vec()
+            .map_err(|e| format!("reading the answer: {e}"))?;
+        match status {
+            200..=299 => Ok(Some(body)),
+            404 => Ok(None),
+            _ => Err(format!("server answered {status}")),
+        }
     }
 }
 
