@@ -131,7 +131,7 @@ fn main() {
                 percentile(&choose, 0.5) as f64 / percentile(&bare, 0.5).max(1) as f64,
             ]);
         }
-        let mut col = |i: usize| median(&mut rows.iter().map(|r| r[i]).collect::<Vec<_>>());
+        let col = |i: usize| median(&mut rows.iter().map(|r| r[i]).collect::<Vec<_>>());
         println!(
             "| {} | {:.2} / {:.2} µs | {:.2} / {:.2} µs | {:.2} / {:.2} µs | {:.2}× |",
             case.label,
