@@ -28,6 +28,7 @@ pub mod bandit;
 mod capture;
 mod config;
 mod error;
+mod remote;
 mod signals;
 mod storage;
 mod sync;
@@ -193,6 +194,22 @@ impl Starling {
         config.validate()?;
         let transport = sync::transport::Transport::new(&config)?;
         let (mut store, _report) = Store::open(&config.data_dir)?;
+        let mut config = config;
+        if let Some(remote) = store
+            .meta(remote::META_KEY)?
+            .and_then(|hex| hex::decode(hex).ok())
+            .and_then(|bytes| {
+                <starling_proto::v1::DeviceConfig as prost::Message>::decode(bytes.as_slice()).ok()
+            })
+        {
+            let added = remote::merge(&mut config, &remote);
+            if !added.is_empty() {
+                log::info!(
+                    "starling: definitions from the server: {}",
+                    added.join(", ")
+                );
+            }
+        }
         let consent = store.meta("consent")?.as_deref() == Some("granted");
         store.device_id()?;
         let names: Vec<&str> = config.signals.iter().map(|s| s.name.as_str()).collect();

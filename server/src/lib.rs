@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod bandits;
+mod device_config;
 pub mod faults;
 mod ingest;
 pub mod metrics;
@@ -53,6 +54,8 @@ pub struct ServerConfig {
     /// Fewest distinct contributing devices before a bandit's fleet prior is published: fewer
     /// would let a prior reveal too much about one device, and say little. Default 5.
     pub prior_min_devices: u32,
+    /// Signal and bandit definitions served to every app's devices at `GET /v1/config`, if any.
+    pub device_config: Option<starling_proto::v1::DeviceConfig>,
 }
 
 impl ServerConfig {
@@ -64,6 +67,7 @@ impl ServerConfig {
             max_decompressed_bytes: 8 * 1024 * 1024,
             api_keys: Vec::new(),
             prior_min_devices: 5,
+            device_config: None,
         }
     }
 }
@@ -133,6 +137,8 @@ impl AppState {
     }
 }
 
+pub use device_config::load as load_device_config;
+
 /// The HTTP routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -143,6 +149,7 @@ pub fn router(state: AppState) -> Router {
             post(bandits::evaluate_route),
         )
         .route("/v1/bandits/{bandit}/prior", get(bandits::prior_route))
+        .route("/v1/config", get(device_config::config_route))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .with_state(state)

@@ -28,6 +28,10 @@ struct Cli {
     /// A file of API keys to register at start-up, one `app:key` per line.
     #[arg(long)]
     api_key_file: Option<PathBuf>,
+    /// A JSON file of signal and bandit definitions served to devices at GET /v1/config (see
+    /// docs/server.md).
+    #[arg(long)]
+    device_config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -66,6 +70,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             config.max_body_bytes = cli.max_body_bytes;
             config.max_decompressed_bytes = cli.max_decompressed_bytes;
             config.prior_min_devices = cli.prior_min_devices;
+            if let Some(file) = &cli.device_config {
+                config.device_config = Some(starling_server::load_device_config(file)?);
+            }
             if let Some(file) = &cli.api_key_file {
                 for (number, line) in std::fs::read_to_string(file)?.lines().enumerate() {
                     let line = line.trim();

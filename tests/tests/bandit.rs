@@ -441,7 +441,10 @@ fn a_new_device_starts_from_the_fleet_prior() {
     let grid_first = (0..100)
         .filter(|_| fresh.choose("layout", &[]).unwrap().arm == "grid")
         .count();
-    assert!(grid_first > 85, "grid chosen {grid_first} of the first 100 times");
+    assert!(
+        grid_first > 85,
+        "grid chosen {grid_first} of the first 100 times"
+    );
 
     // The device that synced before the prior existed picks it up at its next sync.
     sync_until_drained(&early, Duration::from_secs(10));

@@ -113,6 +113,7 @@ pub(crate) fn run(inner: &Inner) -> Result<SyncReport> {
 
     if report.last_error.is_none() && !backing_off {
         fetch_fleet_priors(inner, transport);
+        fetch_device_config(inner, transport);
     }
 
     let diagnostics = inner.request(Command::Diagnostics)?;
@@ -152,6 +153,50 @@ fn fetch_fleet_priors(inner: &Inner, transport: &transport::Transport) {
                 log::warn!("starling: could not apply the fleet prior of bandit {name:?}: {e}")
             }
         }
+    }
+}
+
+/// Downloads the server's signal and bandit definitions when they changed, and stores them for
+/// the next open. Best effort, like the priors.
+fn fetch_device_config(inner: &Inner, transport: &transport::Transport) {
+    use prost::Message;
+    let stored = inner
+        .request(|r| Command::GetMeta(crate::remote::META_KEY, r))
+        .ok()
+        .flatten()
+        .and_then(|hex| hex::decode(hex).ok())
+        .and_then(|bytes| starling_proto::v1::DeviceConfig::decode(bytes.as_slice()).ok());
+    let version = stored.as_ref().map(|c| c.version.as_str());
+    match transport.get_if_changed(crate::remote::PATH, version) {
+        Ok(transport::Fetched::Body(body)) => {
+            match starling_proto::v1::DeviceConfig::decode(body.as_slice()) {
+                Ok(config) => {
+                    let value = hex::encode(&body);
+                    if let Err(e) =
+                        inner.request(|r| Command::SetMeta(crate::remote::META_KEY, value, r))
+                    {
+                        log::warn!("starling: could not store the server's configuration: {e}");
+                    } else {
+                        log::info!(
+                            "starling: server configuration {:?} stored ({} signals, {} bandits); it applies at the next open",
+                            config.version,
+                            config.signals.len(),
+                            config.bandits.len()
+                        );
+                    }
+                }
+                Err(e) => log::warn!("starling: the server's configuration is unreadable: {e}"),
+            }
+        }
+        Ok(transport::Fetched::NotModified) => {}
+        Ok(transport::Fetched::Missing) => {
+            // The operator removed it: forget the stored one.
+            if stored.is_some() {
+                let _ =
+                    inner.request(|r| Command::SetMeta(crate::remote::META_KEY, String::new(), r));
+            }
+        }
+        Err(reason) => log::debug!("starling: no server configuration: {reason}"),
     }
 }
 

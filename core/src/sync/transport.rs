@@ -99,13 +99,27 @@ impl Transport {
     /// Downloads a protobuf resource at `path` under the server URL: `Ok(None)` when the server
     /// has none (404), an error with the reason for anything else that is not a 2xx.
     pub(crate) fn get(&self, path: &str) -> std::result::Result<Option<Vec<u8>>, String> {
-        let mut response = self
+        match self.get_if_changed(path, None)? {
+            Fetched::Body(body) => Ok(Some(body)),
+            Fetched::Missing | Fetched::NotModified => Ok(None),
+        }
+    }
+
+    /// Like [`Transport::get`], but sends `If-None-Match: version` when one is given.
+    pub(crate) fn get_if_changed(
+        &self,
+        path: &str,
+        version: Option<&str>,
+    ) -> std::result::Result<Fetched, String> {
+        let mut request = self
             .agent
             .get(format!("{}{path}", self.base))
             .header("accept", starling_proto::CONTENT_TYPE_PROTOBUF)
-            .header("authorization", &self.authorization)
-            .call()
-            .map_err(|e| format!("network: {e}"))?;
+            .header("authorization", &self.authorization);
+        if let Some(version) = version {
+            request = request.header("if-none-match", format!("\"{version}\""));
+        }
+        let mut response = request.call().map_err(|e| format!("network: {e}"))?;
         let status = response.status().as_u16();
         let body = response
             .body_mut()
@@ -114,11 +128,22 @@ impl Transport {
             .read_to_vec()
             .map_err(|e| format!("reading the answer: {e}"))?;
         match status {
-            200..=299 => Ok(Some(body)),
-            404 => Ok(None),
+            200..=299 => Ok(Fetched::Body(body)),
+            304 => Ok(Fetched::NotModified),
+            404 => Ok(Fetched::Missing),
             _ => Err(format!("server answered {status}")),
         }
     }
+}
+
+/// What a conditional download found.
+pub(crate) enum Fetched {
+    /// The resource, new or changed.
+    Body(Vec<u8>),
+    /// Unchanged since the version the device has.
+    NotModified,
+    /// The server has none.
+    Missing,
 }
 
 fn classify(status: u16, retry_after_ms: Option<u64>) -> UploadOutcome {

@@ -36,14 +36,14 @@ pub const DECISION_EVENT: &str = "starling.decision";
 const MAX_BANDIT_NAME_BYTES: usize = 128;
 
 /// An error answer, as JSON or as a protobuf `ErrorResponse`.
-struct BanditApiError {
+pub(crate) struct BanditApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
 }
 
 impl BanditApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         BanditApiError {
             status,
             code,
@@ -51,7 +51,7 @@ impl BanditApiError {
         }
     }
 
-    fn render(self, json: bool) -> Response {
+    pub(crate) fn render(self, json: bool) -> Response {
         if json {
             let body = serde_json::json!({ "code": self.code, "message": self.message });
             (self.status, axum::Json(body)).into_response()
@@ -75,7 +75,10 @@ fn storage_error(e: String) -> BanditApiError {
     BanditApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", e)
 }
 
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, BanditApiError> {
+pub(crate) async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<String, BanditApiError> {
     let unauthorized =
         |why: &str| BanditApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why);
     let token = headers
@@ -101,7 +104,7 @@ fn check_bandit_name(bandit: &str) -> Result<(), BanditApiError> {
     Ok(())
 }
 
-fn wants_json(headers: &HeaderMap) -> bool {
+pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -109,7 +112,7 @@ fn wants_json(headers: &HeaderMap) -> bool {
 }
 
 /// Logs and counts one answer.
-fn finish(state: &AppState, route: &str, response: Response) -> Response {
+pub(crate) fn finish(state: &AppState, route: &str, response: Response) -> Response {
     let status = response.status();
     if status.is_server_error() {
         log::warn!("{route}: {}", status.as_u16());
