@@ -29,7 +29,7 @@ internal import StarlingFFI
 public final class Starling: Sendable {
     /// The generated object. Its methods block; it is `Sendable` because the Rust object behind
     /// it is thread-safe.
-    private let inner: StarlingFFI.Starling
+    let inner: StarlingFFI.Starling
 
     /// Where ``flush()`` and ``sync()`` block. Concurrent, so that a flush does not wait behind an
     /// upload; the core serializes syncs itself.
@@ -179,7 +179,7 @@ public final class Starling: Sendable {
     }
 
     /// Runs a blocking call on ``blockingQueue`` and resumes the caller with its result.
-    private func blocking<T: Sendable>(
+    func blocking<T: Sendable>(
         _ body: @escaping @Sendable (StarlingFFI.Starling) throws -> T
     ) async throws -> T {
         let inner = self.inner

@@ -26,12 +26,12 @@ import dev.starling.internal.sdkVersion as ffiSdkVersion
  * once [close] has been called.
  */
 public class Starling private constructor(
-    private val inner: FfiStarling,
+    internal val inner: FfiStarling,
     /** The configuration this instance was opened with. */
     public val config: StarlingConfig,
 ) : AutoCloseable {
 
-    private val closed = AtomicBoolean(false)
+    internal val closed = AtomicBoolean(false)
 
     /** Whether [close] has been called. */
     public val isClosed: Boolean get() = closed.get()
@@ -171,7 +171,7 @@ public class Starling private constructor(
     }
 
     /** Runs [block] against the native instance unless this one is closed, mapping its errors. */
-    private inline fun <T> call(block: () -> T): T {
+    internal inline fun <T> call(block: () -> T): T {
         if (closed.get()) throw StarlingException.Closed()
         return ffiCall({ closed.get() }, block)
     }
