@@ -456,3 +456,22 @@ impl Starling {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_default_bandit_is_the_core_default_and_its_fleet_prior_settings_reach_the_core() {
+        let policy = BanditPolicy::Ucb1 { exploration: 1.0 };
+        let mut definition = default_bandit("b".into(), policy, vec!["x".into()]);
+        let core = BanditSpec::new("b", PolicyKind::Ucb1 { exploration: 1.0 }, &["x"]);
+        assert_eq!(BanditSpec::from(definition.clone()), core);
+
+        definition.use_fleet_prior = false;
+        definition.max_prior_pulls = 5.0;
+        let spec = BanditSpec::from(definition);
+        assert!(!spec.use_fleet_prior);
+        assert_eq!(spec.max_prior_pulls, 5.0);
+    }
+}

@@ -144,7 +144,8 @@ extension Starling {
                 name: name, policy: ffiPolicy, arms: arms, discount: discount,
                 contextSignals: contextSignals, rewardEvent: rewardEvent?.event,
                 rewardProperty: rewardEvent?.valueProperty,
-                attributionWindowMs: try milliseconds(attributionWindow, "\(what) attributionWindow"),
+                attributionWindowMs: try milliseconds(
+                    attributionWindow, "\(what) attributionWindow"),
                 shareStatistics: sharesStatistics, useFleetPrior: usesFleetPrior,
                 maxPriorPulls: maxPriorPulls)
         }

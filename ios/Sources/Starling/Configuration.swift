@@ -139,10 +139,12 @@ extension Starling {
                     (interval) throws(StarlingError) in
                     try milliseconds(interval, "backgroundSyncInterval")
                 },
-                signals: try signals.map { (signal) throws(StarlingError) in try signal.ffiSignal() },
+                signals: try signals.map { (signal) throws(StarlingError) in try signal.ffiSignal()
+                },
                 signalAllowedLatenessMs: try milliseconds(
                     signalAllowedLateness, "signalAllowedLateness"),
-                bandits: try bandits.map { (bandit) throws(StarlingError) in try bandit.ffiBandit() }
+                bandits: try bandits.map { (bandit) throws(StarlingError) in try bandit.ffiBandit()
+                }
             )
         }
     }

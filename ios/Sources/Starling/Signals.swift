@@ -108,7 +108,8 @@ extension Starling {
         ) -> Signal {
             Signal(
                 name,
-                .windowedCount(event: event, window: window, granularity: granularity, filter: filter))
+                .windowedCount(
+                    event: event, window: window, granularity: granularity, filter: filter))
         }
 
         /// A ``Kind/movingAverage(event:halfLife:property:)`` signal.
@@ -124,7 +125,8 @@ extension Starling {
             timeout: TimeInterval = 30 * 60, maxLength: TimeInterval = 4 * 3600
         ) -> Signal {
             Signal(
-                name, .session(measure: measure, event: event, timeout: timeout, maxLength: maxLength))
+                name,
+                .session(measure: measure, event: event, timeout: timeout, maxLength: maxLength))
         }
 
         /// A ``Kind/surge(event:bucket:baselineHalfLifeBuckets:warmupBuckets:thresholdZ:)``

@@ -224,7 +224,9 @@ final class BanditsTests: XCTestCase {
     private func decisionsReach(_ server: TestServer) async throws {
         let starling = try openWithConsent(
             banditConfiguration(try temporaryDirectory(self), server: server))
+        // Learned before the second choice, so UCB1 plays another, untried arm.
         try starling.reward(try starling.choose("banner"), value: 1)
+        try await starling.flush()
         try starling.reward(try starling.choose("banner"), value: 0)
         try await starling.flush()
         let report = try await starling.sync()

@@ -147,7 +147,8 @@ final class SignalsTests: XCTestCase {
             zero.contains(
                 "signal \"views\": window_ms and granularity_ms must be greater than zero"), zero)
         let negative = refused([.movingAverage("rate", event: "screen_view", halfLife: -1)])
-        XCTAssertTrue(negative.contains("signal \"rate\": halfLife must be a finite number"), negative)
+        XCTAssertTrue(
+            negative.contains("signal \"rate\": halfLife must be a finite number"), negative)
         let infinite = refused([.session("s", timeout: .infinity)])
         XCTAssertTrue(infinite.contains("signal \"s\": timeout"), infinite)
         let k = refused([.heavyHitters("top", event: "screen_view", property: "screen", k: 0)])

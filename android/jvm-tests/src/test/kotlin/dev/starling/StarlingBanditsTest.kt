@@ -181,7 +181,9 @@ class StarlingBanditsTest {
     fun `decisions and arm statistics reach the real server`() {
         LoopbackServer.start(dir).use { server ->
             openConsented(config(server)).use { starling ->
+                // Learned before the second choice, so UCB1 plays another, untried arm.
                 starling.reward(starling.choose("banner"), 1.0)
+                starling.flushBlocking()
                 starling.reward(starling.choose("banner"), 0.0)
                 starling.flushBlocking()
                 val report = starling.syncBlocking()
