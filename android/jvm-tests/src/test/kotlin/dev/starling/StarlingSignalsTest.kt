@@ -1,5 +1,9 @@
 package dev.starling
 
+import dev.starling.internal.PropertyValue as FfiValue
+import dev.starling.internal.SessionMeasureDefinition as FfiMeasure
+import dev.starling.internal.SignalDefinition as FfiSignal
+import dev.starling.internal.SignalKindDefinition as FfiKind
 import org.junit.jupiter.api.Assertions.assertArrayEquals
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
@@ -54,6 +58,29 @@ class StarlingSignalsTest {
         starling.track("purchase", mapOf("amount" to 20.0), timeMs = now)
         starling.flushBlocking()
     }
+
+    @Test
+    fun `definitions map onto the native records`() {
+        assertEquals(
+            FfiSignal(
+                "views",
+                FfiKind.WindowedCount("screen_view", "screen", FfiValue.Text("home"), 3_600_000u, 60_000u),
+            ),
+            signals[1].copyName("views").toFfi(),
+        )
+        assertEquals(
+            FfiKind.Session(null, 1_800_000u, 14_400_000u, FfiMeasure.CURRENT_LENGTH_MS),
+            signals[5].toFfi().kind,
+        )
+        assertEquals(FfiKind.Surge("search", 60_000u, 24.0, 24u, 3.0), signals[7].toFfi().kind)
+        assertEquals(FfiKind.HeavyHitters("e", "p", 10u), SignalDefinition.HeavyHitters("h", "e", "p").toFfi().kind)
+        assertEquals(
+            FfiKind.MovingAverage("purchase", "amount", 600_000u),
+            signals[3].toFfi().kind,
+        )
+    }
+
+    private fun SignalDefinition.copyName(name: String) = (this as SignalDefinition.WindowedCount).copy(name = name)
 
     @Test
     fun `every kind of signal reads the value its events imply`() {
