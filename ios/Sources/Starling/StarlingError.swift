@@ -33,6 +33,15 @@ public enum StarlingError: Error, LocalizedError, Sendable, Hashable {
     /// The instance was closed (see ``Starling/close()``).
     case closed(reason: String)
 
+    /// No signal, bandit or decision goes by the name or id passed: a typo, a definition missing
+    /// from ``Starling/Configuration/signals`` or ``Starling/Configuration/bandits``, or a
+    /// decision id this SDK did not make. The reason quotes the name.
+    case notFound(reason: String)
+
+    /// A bandit refused its input: a context of the wrong length or with a number that is not
+    /// finite, or a reward outside the range its policy learns from.
+    case invalidArgument(reason: String)
+
     /// A bug inside Starling, caught before it could reach the app. Please report it with the
     /// reason.
     case internalError(reason: String)
@@ -42,7 +51,8 @@ public enum StarlingError: Error, LocalizedError, Sendable, Hashable {
         switch self {
         case .invalidEvent(let reason), .noConsent(let reason), .queueFull(let reason),
             .invalidConfiguration(let reason), .storage(let reason), .noServer(let reason),
-            .closed(let reason), .internalError(let reason):
+            .closed(let reason), .notFound(let reason), .invalidArgument(let reason),
+            .internalError(let reason):
             return reason
         }
     }
@@ -63,6 +73,8 @@ extension StarlingError {
         case .Storage(let reason): self = .storage(reason: reason)
         case .NoServer(let reason): self = .noServer(reason: reason)
         case .Closed(let reason): self = .closed(reason: reason)
+        case .NotFound(let reason): self = .notFound(reason: reason)
+        case .InvalidArgument(let reason): self = .invalidArgument(reason: reason)
         case .Internal(let reason): self = .internalError(reason: reason)
         }
     }

@@ -19,8 +19,9 @@ final class TestServer: @unchecked Sendable {
     private let process: Process
     private let directory: URL
 
-    /// Starts the server and waits until `/healthz` answers.
-    init() async throws {
+    /// Starts the server and waits until `/healthz` answers. With `deviceConfig` (the operator's
+    /// JSON), it serves those signal and bandit definitions at `GET /v1/config`.
+    init(deviceConfig: String? = nil) async throws {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("starling-server-\(UUID().uuidString)", isDirectory: true)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -36,6 +37,11 @@ final class TestServer: @unchecked Sendable {
             "--data-dir", directory.appendingPathComponent("data").path,
             "--api-key-file", keys.path,
         ]
+        if let deviceConfig {
+            let file = directory.appendingPathComponent("device-config.json")
+            try deviceConfig.write(to: file, atomically: true, encoding: .utf8)
+            process.arguments! += ["--device-config", file.path]
+        }
         var environment = ProcessInfo.processInfo.environment
         environment["RUST_LOG"] = "info"
         process.environment = environment

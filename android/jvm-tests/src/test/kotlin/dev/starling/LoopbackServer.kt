@@ -57,15 +57,24 @@ class LoopbackServer private constructor(
             return File(path).also { check(it.canExecute()) { "no server binary at $it; run `make bindings` first" } }
         }
 
-        /** Starts a server keeping its database under [dir] and waits until `/healthz` answers. */
-        fun start(dir: File): LoopbackServer {
+        /**
+         * Starts a server keeping its database under [dir] and waits until `/healthz` answers.
+         * With [deviceConfig] (the operator's JSON), it serves those signal and bandit
+         * definitions at `GET /v1/config`.
+         */
+        fun start(dir: File, deviceConfig: String? = null): LoopbackServer {
             val keys = File(dir, "api-keys").apply { writeText("$APP:$API_KEY\n") }
-            val process = ProcessBuilder(
+            val arguments = mutableListOf(
                 binary().path,
                 "--listen", "127.0.0.1:0",
                 "--data-dir", File(dir, "server-data").path,
                 "--api-key-file", keys.path,
-            ).apply {
+            )
+            if (deviceConfig != null) {
+                val file = File(dir, "device-config.json").apply { writeText(deviceConfig) }
+                arguments += listOf("--device-config", file.path)
+            }
+            val process = ProcessBuilder(arguments).apply {
                 environment()["RUST_LOG"] = "info"
                 redirectOutput(ProcessBuilder.Redirect.DISCARD)
             }.start()

@@ -53,6 +53,19 @@ public sealed class StarlingException(
     /** The instance was closed with [Starling.close]; open a new one to continue. */
     public class Closed(reason: String = CLOSED_REASON) : StarlingException(reason)
 
+    /**
+     * No signal, bandit or decision goes by the name or id passed: a typo, a definition missing
+     * from [StarlingConfig.signals] or [StarlingConfig.bandits], or a decision id this SDK did not
+     * make. [reason] quotes the name.
+     */
+    public class NotFound(reason: String) : StarlingException(reason)
+
+    /**
+     * A bandit refused its input: a context of the wrong length or with a number that is not
+     * finite, or a reward outside the range its policy learns from. [reason] says which.
+     */
+    public class InvalidArgument(reason: String) : StarlingException(reason)
+
     /** A bug inside Starling, caught before it could crash the app. Please report it. */
     public class Internal(reason: String, cause: Throwable? = null) : StarlingException(reason, cause)
 
@@ -90,5 +103,7 @@ internal fun FfiException.toPublic(): StarlingException = when (this) {
     is FfiException.Storage -> StarlingException.Storage(reason)
     is FfiException.NoServer -> StarlingException.NoServer(reason)
     is FfiException.Closed -> StarlingException.Closed(reason)
+    is FfiException.NotFound -> StarlingException.NotFound(reason)
+    is FfiException.InvalidArgument -> StarlingException.InvalidArgument(reason)
     is FfiException.Internal -> StarlingException.Internal(reason)
 }
