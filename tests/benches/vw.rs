@@ -36,6 +36,8 @@ struct Outcome {
     /// Median µs of a decision and of a learning step; `None` where nothing is timed.
     decide_us: Option<f64>,
     learn_us: Option<f64>,
+    /// VW only: median µs of parsing one example's text form (outside the decision's time).
+    parse_us: Option<f64>,
     vw: bool,
 }
 
@@ -97,6 +99,7 @@ fn play(label: &str, policy: PolicyKind, stream: &Stream, seed: u64) -> Outcome 
         regret: stream.regret_curve(&chosen),
         decide_us: Some(percentile(&decide, 0.5) as f64 / 1000.0),
         learn_us: Some(percentile(&learn, 0.5) as f64 / 1000.0),
+        parse_us: None,
         vw: false,
     }
 }
@@ -129,13 +132,19 @@ fn play_vw(python: &str, stream: &Stream, stream_path: &Path, seed: u64) -> Vec<
             let arms = read_arms(&out_dir.join(format!("{}.arms", field("name"))), stream)
                 .unwrap_or_else(|e| fail(&e));
             if seed == 0 {
-                eprintln!("{}: vowpalwabbit {}, `{}`", field("label"), field("version"), field("args"));
+                eprintln!(
+                    "{}: vowpalwabbit {}, `{}`",
+                    field("label"),
+                    field("version"),
+                    field("args")
+                );
             }
             Outcome {
                 label: field("label"),
                 regret: stream.regret_curve(&arms),
                 decide_us: v["predict_ns"].as_f64().map(|ns| ns / 1000.0),
                 learn_us: v["learn_ns"].as_f64().map(|ns| ns / 1000.0),
+                parse_us: v["parse_ns"].as_f64().map(|ns| ns / 1000.0),
                 vw: true,
             }
         })
@@ -163,6 +172,7 @@ fn main() {
             regret: stream.random_regret_curve(),
             decide_us: None,
             learn_us: None,
+            parse_us: None,
             vw: false,
         }];
         for (label, policy) in starling_policies() {
@@ -184,7 +194,10 @@ fn report(runs: &[Vec<Outcome>], best_fixed: &mut [f64]) {
         "### Cumulative regret, {ARMS} arms, {} context features, {ROUNDS} rounds\n",
         DIMS - 1
     );
-    let checkpoints: Vec<String> = CHECKPOINTS.iter().map(|c| format!("@{}k", c / 1000)).collect();
+    let checkpoints: Vec<String> = CHECKPOINTS
+        .iter()
+        .map(|c| format!("@{}k", c / 1000))
+        .collect();
     println!(
         "| learner | regret {} | final vs random | final vs best VW | decide µs | learn µs |",
         checkpoints.join(" | ")
@@ -224,6 +237,12 @@ fn report(runs: &[Vec<Outcome>], best_fixed: &mut [f64]) {
             time(|o| o.learn_us)
         );
     }
+    let mut parse: Vec<f64> = runs.iter().flatten().filter_map(|o| o.parse_us).collect();
+    println!(
+        "\nVW's times exclude parsing each example's text form, a median {:.1} µs per example (the \
+         Python binding's cost, not the learner's).",
+        median(&mut parse)
+    );
     println!(
         "\nRegret of always playing the best single arm (the floor for a context-free policy): {:.0} (median).",
         median(best_fixed)

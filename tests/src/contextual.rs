@@ -61,7 +61,10 @@ impl Stream {
     /// Draws the model (one coefficient vector per arm) and `rounds` rounds from `seed`.
     /// `arms` ≥ 1 and `dims` ≥ 2 (the constant and at least one feature).
     pub fn generate(seed: u64, rounds: usize, arms: usize, dims: usize) -> Stream {
-        assert!(arms >= 1 && dims >= 2, "a stream needs an arm and a feature");
+        assert!(
+            arms >= 1 && dims >= 2,
+            "a stream needs an arm and a feature"
+        );
         let mut rng = StdRng::seed_from_u64(seed);
         let intercept = Normal::new(INTERCEPT_MEAN, INTERCEPT_SD).expect("valid normal");
         let slope = Normal::new(0.0, CONTEXT_SD / ((dims - 1) as f64).sqrt()).expect("valid");
