@@ -204,6 +204,7 @@ fn report(runs: &[Vec<Outcome>], best_fixed: &mut [f64]) {
     );
     println!("|---|{}---|---|---|---|", "---|".repeat(CHECKPOINTS.len()));
 
+    // Every run lists the same learners in the same order, uniform random first.
     let final_of = |o: &Outcome| *o.regret.last().expect("rounds");
     for (i, first) in runs[0].iter().enumerate() {
         let column = |f: &dyn Fn(&[Outcome]) -> f64| {
