@@ -42,6 +42,18 @@ test-swift: bindings ## Swift SDK tests (XCTest); on Linux inside the Swift root
 bench: ## Pipeline benchmarks beside their baselines (docs/benchmarks.md)
 	cargo bench -p starling-tests --bench pipeline
 
+# Vowpal Wabbit's Python package, for the regret comparison, in a venv of its own.
+VW_VENV := $(CARGO_TARGET_DIR)/vw-venv
+.PHONY: bench-vw
+
+$(VW_VENV)/.installed:
+	python3 -m venv $(VW_VENV)
+	$(VW_VENV)/bin/pip install -q 'vowpalwabbit>=9,<10'
+	touch $@
+
+bench-vw: $(VW_VENV)/.installed ## Contextual-bandit regret beside Vowpal Wabbit, same streams (docs/benchmarks.md)
+	STARLING_VW_PYTHON=$(VW_VENV)/bin/python cargo bench -p starling-tests --bench vw
+
 ci: lint test ## What CI runs
 
 clean: ## Remove build output
