@@ -188,7 +188,12 @@ impl LinearArm {
     /// This arm after one more update of the bandit, which was this arm's: everything it knew
     /// fades by `discount` (if it is discounted), then `A += x xᵀ`, `b += reward · x`. Leaves
     /// `self` as it is, so that a refused observation changes nothing.
-    pub(crate) fn learned(&self, x: &[f64], reward: f64, discount: f64) -> Result<Self, BanditError> {
+    pub(crate) fn learned(
+        &self,
+        x: &[f64],
+        reward: f64,
+        discount: f64,
+    ) -> Result<Self, BanditError> {
         check_observation(x, reward)?;
         let d = self.dims;
         let model = match &self.model {
@@ -214,7 +219,11 @@ impl LinearArm {
                         gram[i * d + j] = scale * m.gram[i * d + j] + x[i] * x[j];
                     }
                 }
-                let b = m.b.iter().zip(x).map(|(b, x)| scale * b + reward * x).collect();
+                let b =
+                    m.b.iter()
+                        .zip(x)
+                        .map(|(b, x)| scale * b + reward * x)
+                        .collect();
                 Model::Discounted(Discounted::new(d, gram, b).ok_or_else(|| {
                     BanditError::Numerical(
                         "the eigendecomposition of a LinUCB arm's regression did not converge"
@@ -451,7 +460,10 @@ mod tests {
             for j in 0..dims {
                 let want: f64 = seen.iter().map(|(x, _, w)| w * x[i] * x[j]).sum();
                 let got = m.scale * m.gram[i * dims + j];
-                assert!((got - want).abs() < 1e-9 * (1.0 + want.abs()), "G[{i}][{j}]");
+                assert!(
+                    (got - want).abs() < 1e-9 * (1.0 + want.abs()),
+                    "G[{i}][{j}]"
+                );
             }
         }
     }
@@ -471,7 +483,10 @@ mod tests {
         let probe = [0.2, 0.9, 0.4, 0.1];
         let (m1, v1) = exact.mean_and_variance(&probe);
         let (m2, v2) = discounted.mean_and_variance(&probe);
-        assert!((m1 - m2).abs() < 1e-9 && (v1 - v2).abs() < 1e-9 * v1, "{m1} {v1} / {m2} {v2}");
+        assert!(
+            (m1 - m2).abs() < 1e-9 && (v1 - v2).abs() < 1e-9 * v1,
+            "{m1} {v1} / {m2} {v2}"
+        );
     }
 
     #[test]
@@ -484,7 +499,9 @@ mod tests {
         let mut arm = LinearArm::new(3, ridge, true);
         for _ in 0..100_000 {
             let x = [1.0, rng.random_range(0.0..1.0), rng.random_range(0.0..1.0)];
-            arm = arm.learned(&x, 0.2 + 0.5 * x[1] - 0.1 * x[2], discount).unwrap();
+            arm = arm
+                .learned(&x, 0.2 + 0.5 * x[1] - 0.1 * x[2], discount)
+                .unwrap();
         }
         let Model::Discounted(m) = &arm.model else {
             unreachable!()
@@ -577,7 +594,9 @@ mod tests {
 
     #[test]
     fn one_feature_works_too() {
-        let arm = LinearArm::new(1, 1.0, true).learned(&[2.0], 1.0, 0.9).unwrap();
+        let arm = LinearArm::new(1, 1.0, true)
+            .learned(&[2.0], 1.0, 0.9)
+            .unwrap();
         // A = 1 + 4, b = 2: θ = 0.4, variance at x = 1 is 1/5.
         let (mean, variance) = arm.mean_and_variance(&[1.0]);
         assert!((mean - 0.4).abs() < 1e-12 && (variance - 0.2).abs() < 1e-12);

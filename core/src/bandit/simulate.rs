@@ -407,8 +407,8 @@ fn a_discounted_linucb_follows_a_contextual_drift() {
         differences.push(p - d);
     }
     let mean = differences.iter().sum::<f64>() / RUNS as f64;
-    let sd = (differences.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (RUNS - 1) as f64)
-        .sqrt();
+    let sd =
+        (differences.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (RUNS - 1) as f64).sqrt();
     let standard_error = sd / (RUNS as f64).sqrt();
     // The gain must stand far out of the seed-to-seed noise (a t statistic over 9 degrees of
     // freedom beyond 5 has probability below 0.001 by chance), and be large: under half the
