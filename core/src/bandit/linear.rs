@@ -118,18 +118,25 @@ impl LinearArm {
     /// A fresh arm: `A = ridge · I` (ridge > 0), `b = 0`; discounted or not.
     pub(crate) fn new(dims: usize, ridge: f64, discounted: bool) -> Self {
         let model = if discounted {
-            let mut basis = vec![0.0; dims * dims];
-            for i in 0..dims {
-                basis[i * dims + i] = 1.0;
-            }
-            Model::Discounted(Discounted {
-                scale: 1.0,
-                gram: vec![0.0; dims * dims],
-                b: vec![0.0; dims],
-                basis,
-                eigenvalues: vec![0.0; dims],
-                b_in_basis: vec![0.0; dims],
-            })
+            // Decomposed like any other state, so that a fresh arm read back from storage is
+            // identical to it.
+            let (gram, b) = (vec![0.0; dims * dims], vec![0.0; dims]);
+            Model::Discounted(
+                Discounted::new(dims, gram.clone(), b.clone()).unwrap_or_else(|| {
+                    let mut basis = vec![0.0; dims * dims];
+                    for i in 0..dims {
+                        basis[i * dims + i] = 1.0;
+                    }
+                    Discounted {
+                        scale: 1.0,
+                        gram,
+                        b,
+                        basis,
+                        eigenvalues: vec![0.0; dims],
+                        b_in_basis: vec![0.0; dims],
+                    }
+                }),
+            )
         } else {
             let mut a_inv = vec![0.0; dims * dims];
             for i in 0..dims {
@@ -560,6 +567,9 @@ mod tests {
         for discounted in [false, true] {
             let arm = trained(discounted);
             assert_eq!(round_trip(&arm, discounted), arm);
+            let mut fresh = LinearArm::new(3, 2.0, discounted);
+            fresh.fade(0.5);
+            assert_eq!(round_trip(&fresh, discounted), fresh);
         }
         // A state stored without a discount, read by a discounted bandit, and the reverse:
         // the same regression.
