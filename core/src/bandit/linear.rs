@@ -14,8 +14,8 @@
 //!   `scale`; the arm that learns folds the scale into its sums, adds the observation and
 //!   decomposes `G` again (nalgebra's symmetric eigensolver), which costs O(d³). A decision reads
 //!   `A⁻¹ = Q diag(1 / (ridge + scale·λ)) Qᵀ` in O(d²), exact for any scale: a scale that
-//!   falls below the smallest normal `f64` is set to 0 (an arm unplayed for very long: some
-//!   75 000 updates of other arms at discount 0.99), which leaves the prior, `A = ridge·I`, `b = 0`.
+//!   falls below the smallest normal `f64` is set to 0 (an arm unplayed for very long: about
+//!   70 000 updates of other arms at discount 0.99), which leaves the prior, `A = ridge·I`, `b = 0`.
 //!   `G` and `b` stay below `max |x|² / (1 − discount)` and `max |r x| / (1 − discount)`.
 
 use nalgebra::{DMatrix, SymmetricEigen};
