@@ -421,29 +421,38 @@ mod tests {
 
     #[test]
     fn the_discounted_update_equals_a_direct_solve_of_the_discounted_sums() {
-        let dims = 5;
+        // Five features, and twenty with feature scales from 0.01 to 100 (so the sums'
+        // eigenvalues spread over eight orders of magnitude, and the first twenty updates
+        // leave them rank-deficient).
+        check_against_direct_solve(5, 400, 9, |_| 1.0);
+        check_against_direct_solve(20, 120, 10, |i| 10f64.powf(i as f64 / 19.0 * 4.0 - 2.0));
+    }
+
+    fn check_against_direct_solve(dims: usize, steps: usize, seed: u64, scale: fn(usize) -> f64) {
         let ridge = 0.5;
         let discount = 0.97;
-        let mut rng = StdRng::seed_from_u64(9);
+        let mut rng = StdRng::seed_from_u64(seed);
         let mut arm = LinearArm::new(dims, ridge, true);
         // (context, reward, weight now) of every observation of this arm.
         let mut seen: Vec<(Vec<f64>, f64, f64)> = Vec::new();
-        for step in 0..400 {
+        for step in 0..steps {
             // Every update of the bandit fades this arm; about a third of them are its own,
             // and there are long stretches where it is not played at all.
             for o in &mut seen {
                 o.2 *= discount;
             }
-            let quiet = (150..250).contains(&step);
+            let quiet = (steps * 3 / 8..steps * 5 / 8).contains(&step);
             if !quiet && rng.random_bool(0.35) {
-                let x: Vec<f64> = (0..dims).map(|_| rng.random_range(-2.0..2.0)).collect();
+                let x: Vec<f64> = (0..dims)
+                    .map(|i| scale(i) * rng.random_range(-2.0..2.0))
+                    .collect();
                 let r = rng.random_range(-1.0..3.0);
                 arm = arm.learned(&x, r, discount).unwrap();
                 seen.push((x, r, 1.0));
             } else {
                 arm.fade(discount);
             }
-            if step % 10 == 0 {
+            if step % 5 == 0 {
                 let probe: Vec<f64> = (0..dims).map(|_| rng.random_range(-1.0..1.0)).collect();
                 let (mean, variance) = arm.mean_and_variance(&probe);
                 let (want_mean, want_variance) = direct(dims, ridge, &seen, &probe);
