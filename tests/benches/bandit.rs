@@ -81,7 +81,7 @@ fn measure(mut decide: impl FnMut() -> usize) -> (f64, f64) {
 
 fn main() {
     let mut rng = StdRng::seed_from_u64(1);
-    println!("### Bandit decision latency ({ARMS} arms, after {WARMUP_UPDATES} updates; {DECISIONS} decisions)\n");
+    println!("### Bandit decision latency per policy ({ARMS} arms, after {WARMUP_UPDATES} updates; {DECISIONS} decisions)\n");
     println!("| policy | median µs | p99 µs | median vs baseline |");
     println!("|---|---|---|---|");
     let (base50, base99) = {
