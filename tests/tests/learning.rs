@@ -49,7 +49,7 @@ fn normal(rng: &mut rand::rngs::StdRng) -> f64 {
 fn centralized(data: &[(Vec<f64>, u32)], l2: f64) -> Vec<f64> {
     let mut w = vec![0.0; DIMS + 1];
     for _ in 0..2000 {
-        let mut grad = vec![0.0; DIMS + 1];
+        let mut grad = [0.0; DIMS + 1];
         for (x, y) in data {
             let z = x.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>() + w[DIMS];
             let e = sigmoid(z) - f64::from(*y);

@@ -73,13 +73,7 @@ impl Starling {
                 Err(e) => log::error!("starling: an example of task {task:?} was not stored: {e}"),
             }
         });
-        match self.inner.tx_learning(job) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(Error::QueueFull {
-                capacity: self.inner.config.queue_capacity,
-            }),
-            Err(TrySendError::Disconnected(_)) => Err(Error::Closed),
-        }
+        self.inner.tx_learning(job)
     }
 
     /// The model's prediction for `features` under the latest model of `task`: `[P(label 1)]`
@@ -146,11 +140,14 @@ impl Starling {
 
 impl Inner {
     /// Queues a learning job for the writer thread without waiting.
-    fn tx_learning(
-        &self,
-        job: crate::storage::writer::StoreJob,
-    ) -> std::result::Result<(), TrySendError<Command>> {
-        self.tx.try_send(Command::Learning(job))
+    fn tx_learning(&self, job: crate::storage::writer::StoreJob) -> Result<()> {
+        match self.tx.try_send(Command::Learning(job)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(Error::QueueFull {
+                capacity: self.config.queue_capacity,
+            }),
+            Err(TrySendError::Disconnected(_)) => Err(Error::Closed),
+        }
     }
 }
 
@@ -223,7 +220,7 @@ pub(crate) fn train_round(
         return skipped(format!("no model of task {task:?} has been downloaded"));
     };
     let spec = task_of(&loaded).clone();
-    let params = spec.training.clone().unwrap_or_default();
+    let params = spec.training.unwrap_or_default();
     let (round, base_version) = (loaded.release.round, loaded.release.version);
 
     let name = task.to_owned();

@@ -513,7 +513,7 @@ fn check(task: &Task, u: &ModelUpdate) -> Result<Contribution, Refusal> {
         || (u.holdout_loss.is_finite()
             && u.holdout_loss >= 0.0
             && (0.0..=1.0).contains(&u.holdout_accuracy));
-    if !(u.scale.is_finite() && u.scale >= 0.0) || !metrics_ok {
+    if !(u.scale.is_finite() && u.scale >= 0.0 && metrics_ok) {
         return Err(refuse(
             422,
             "not_finite",

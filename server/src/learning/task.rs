@@ -153,7 +153,7 @@ impl TaskDefinition {
             } as i32,
             classes: self.outputs() as u32,
             features: Some(self.features.clone()),
-            training: Some(self.training.clone()),
+            training: Some(self.training),
             clip_norm: self.clip_norm,
             device_noise_multiplier: self.device_noise_multiplier,
         }
