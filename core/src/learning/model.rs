@@ -270,7 +270,7 @@ mod tests {
 
         let mut grad = vec![0.0; model.weights.len()];
         model.accumulate_gradient(&x, 2, &mut grad);
-        for i in 0..model.weights.len() {
+        for (i, analytic) in grad.iter().enumerate() {
             let h = 1e-6;
             let mut plus = model.clone();
             plus.weights[i] += h;
@@ -279,9 +279,8 @@ mod tests {
             let numeric = (plus.loss(&plus.predict(&x), 2).0 - minus.loss(&minus.predict(&x), 2).0)
                 / (2.0 * h);
             assert!(
-                (numeric - grad[i]).abs() < 1e-6,
-                "weight {i}: {numeric} vs {}",
-                grad[i]
+                (numeric - analytic).abs() < 1e-6,
+                "weight {i}: {numeric} vs {analytic}"
             );
         }
     }
