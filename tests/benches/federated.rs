@@ -97,7 +97,11 @@ fn main() {
 
     let timing_sizes = [100usize, 1000];
     let mut tasks = vec![task("bc", dims, shares_count)];
-    tasks.extend(timing_sizes.iter().map(|n| task(&format!("t{n}"), dims, *n)));
+    tasks.extend(
+        timing_sizes
+            .iter()
+            .map(|n| task(&format!("t{n}"), dims, *n)),
+    );
     let server = TestServer::start_with(|c| c.learning_tasks = tasks);
     let root = tempfile::tempdir().unwrap();
 
@@ -112,7 +116,9 @@ fn main() {
         .unwrap();
     let correct = test
         .iter()
-        .filter(|(x, y)| (fleet[0].predict("bc", &Features::dense(x)).unwrap()[0] >= 0.5) == (*y == 1))
+        .filter(|(x, y)| {
+            (fleet[0].predict("bc", &Features::dense(x)).unwrap()[0] >= 0.5) == (*y == 1)
+        })
         .count();
     let accuracy = correct as f64 / test.len() as f64;
     let update_bytes = fleet[0].learning_status("bc").unwrap().updates[0].bytes;

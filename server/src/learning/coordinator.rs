@@ -47,6 +47,8 @@ const SCHEMA: &str = r#"
         device_id   TEXT    NOT NULL,
         update_id   BLOB    NOT NULL UNIQUE,
         received_ms INTEGER NOT NULL,
+        device_rho  REAL    NOT NULL, -- zCDP cost of the noise the device added, as it reported
+        examples    INTEGER NOT NULL,
         PRIMARY KEY (task, round, device_id)
     ) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS refusals (
@@ -58,7 +60,7 @@ const SCHEMA: &str = r#"
 "#;
 
 /// A task's live state.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct TaskState {
     /// Weights count when the state was made; a definition of another shape starts anew.
     shape: usize,
@@ -413,13 +415,16 @@ impl Coordinator {
         let before = task.state.clone();
         let result = tick(task, &tx, now_ms).and_then(|()| f(task, &tx));
         let saved = result.as_ref().map_err(Clone::clone).and_then(|_| {
-            let json = serde_json::to_string(&task.state).map_err(|e| e.to_string())?;
-            tx.execute(
-                "INSERT INTO task_state (task, state) VALUES (?1, ?2)
-                 ON CONFLICT (task) DO UPDATE SET state = excluded.state",
-                params![name, json],
-            )
-            .map_err(|e| e.to_string())?;
+            // Reads (a model download, a refused update) change nothing: no write, no fsync.
+            if task.state != before {
+                let json = serde_json::to_string(&task.state).map_err(|e| e.to_string())?;
+                tx.execute(
+                    "INSERT INTO task_state (task, state) VALUES (?1, ?2)
+                     ON CONFLICT (task) DO UPDATE SET state = excluded.state",
+                    params![name, json],
+                )
+                .map_err(|e| e.to_string())?;
+            }
             tx.commit().map_err(|e| e.to_string())
         });
         if let Err(e) = saved {
@@ -513,7 +518,12 @@ fn check(task: &Task, u: &ModelUpdate) -> Result<Contribution, Refusal> {
         || (u.holdout_loss.is_finite()
             && u.holdout_loss >= 0.0
             && (0.0..=1.0).contains(&u.holdout_accuracy));
-    if !(u.scale.is_finite() && u.scale >= 0.0 && metrics_ok) {
+    if !(u.scale.is_finite()
+        && u.scale >= 0.0
+        && metrics_ok
+        && u.device_rho.is_finite()
+        && u.device_rho >= 0.0)
+    {
         return Err(refuse(
             422,
             "not_finite",
@@ -607,8 +617,9 @@ fn accept(
 ) -> Result<Submitted, String> {
     let name = task.definition.name.clone();
     conn.execute(
-        "INSERT INTO submissions (task, round, device_id, update_id, received_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![name, u.round as i64, u.device_id, u.update_id, now_ms],
+        "INSERT INTO submissions (task, round, device_id, update_id, received_ms, device_rho, examples)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![name, u.round as i64, u.device_id, u.update_id, now_ms, u.device_rho, u.examples],
     )
     .map_err(|e| e.to_string())?;
     if u.holdout_examples > 0 {
