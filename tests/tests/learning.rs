@@ -762,3 +762,96 @@ fn examples_are_bounded_and_predictions_need_a_model() {
     device.set_consent(true).unwrap();
     assert_eq!(device.learning_status("bound").unwrap().examples, 0);
 }
+
+/// `n` examples of 3 classes from a known softmax model over the 5 features.
+fn synthetic_softmax(rng: &mut rand::rngs::StdRng, n: usize) -> Vec<(Vec<f64>, u32)> {
+    (0..n)
+        .map(|_| {
+            let x: Vec<f64> = (0..DIMS).map(|_| normal(rng)).collect();
+            let scores: Vec<f64> = SOFTMAX_WEIGHTS
+                .iter()
+                .map(|w| x.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() + w[DIMS])
+                .collect();
+            let total: f64 = scores.iter().map(|s| s.exp()).sum();
+            let mut u = rng.random::<f64>() * total;
+            let mut label = 2;
+            for (k, s) in scores.iter().enumerate() {
+                u -= s.exp();
+                if u <= 0.0 {
+                    label = k as u32;
+                    break;
+                }
+            }
+            (x, label)
+        })
+        .collect()
+}
+
+const SOFTMAX_WEIGHTS: [[f64; 6]; 3] = [
+    [2.0, 0.0, -1.0, 0.5, 0.0, 0.2],
+    [-1.0, 2.0, 0.5, 0.0, -0.5, 0.0],
+    [0.0, -1.5, 1.0, -1.0, 1.0, -0.2],
+];
+
+/// Accuracy of the most likely class under the true softmax model: the best any model can do.
+fn softmax_best_accuracy(data: &[(Vec<f64>, u32)]) -> f64 {
+    let correct = data
+        .iter()
+        .filter(|(x, y)| {
+            let best = (0..3)
+                .max_by(|&a, &b| {
+                    let s = |k: usize| {
+                        x.iter()
+                            .zip(&SOFTMAX_WEIGHTS[k])
+                            .map(|(p, q)| p * q)
+                            .sum::<f64>()
+                            + SOFTMAX_WEIGHTS[k][DIMS]
+                    };
+                    s(a).total_cmp(&s(b))
+                })
+                .unwrap();
+            best as u32 == *y
+        })
+        .count();
+    correct as f64 / data.len() as f64
+}
+
+#[test]
+fn softmax_regression_and_fedadam_learn_close_to_the_best_model() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(16);
+    let fedadam = r#", "server_optimizer": {"kind": "fed_adam", "learning_rate": 0.1,
+        "beta1": 0.9, "beta2": 0.99, "tau": 0.001}"#;
+    let mut softmax = task("softmax", SYNC, "");
+    softmax.kind = starling_server::learning::task::Kind::Softmax;
+    softmax.classes = 3;
+    let server =
+        TestServer::start_with(|c| c.learning_tasks = vec![task("adam", SYNC, fedadam), softmax]);
+
+    // Logistic regression with FedAdam on the server.
+    let test = synthetic(&mut rng, 4000);
+    let best = accuracy_of(&TRUE_WEIGHTS, &test);
+    let (devices, _dirs) = fleet(&server.url(), "adam", &split(synthetic(&mut rng, 2000), 20));
+    train_until(&devices, "adam", 30);
+    let adam = device_accuracy(&devices[0], "adam", &test);
+    eprintln!("logistic with FedAdam: best model {best:.4}, federated {adam:.4}");
+    assert!(adam >= best - 0.03, "{adam} vs {best}");
+
+    // Softmax regression over 3 classes.
+    let test = synthetic_softmax(&mut rng, 4000);
+    let best = softmax_best_accuracy(&test);
+    let shares = split(synthetic_softmax(&mut rng, 3000), 20);
+    let (devices, _dirs) = fleet(&server.url(), "softmax", &shares);
+    train_until(&devices, "softmax", 30);
+    let correct = test
+        .iter()
+        .filter(|(x, y)| {
+            let p = devices[0].predict("softmax", &Features::dense(x)).unwrap();
+            assert_eq!(p.len(), 3);
+            let top = (0..3).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
+            top as u32 == *y
+        })
+        .count();
+    let federated = correct as f64 / test.len() as f64;
+    eprintln!("softmax: best model {best:.4}, federated {federated:.4}");
+    assert!(federated >= best - 0.03, "{federated} vs {best}");
+}
