@@ -855,3 +855,38 @@ fn softmax_regression_and_fedadam_learn_close_to_the_best_model() {
     eprintln!("softmax: best model {best:.4}, federated {federated:.4}");
     assert!(federated >= best - 0.03, "{federated} vs {best}");
 }
+
+#[test]
+fn over_selection_admits_a_bounded_number_of_devices_per_round() {
+    // Target 10, over-selection 1.5: 15 seats.
+    let server = TestServer::start_with(|c| c.learning_tasks = vec![task("seats", SYNC, "")]);
+    let check_in = |device: &str, version: u64| {
+        let (status, body) = post(
+            &server,
+            "/v1/learning/seats/checkin",
+            CheckIn {
+                device_id: device.into(),
+                version,
+                examples: 10,
+            }
+            .encode_to_vec(),
+        );
+        assert_eq!(status, 200);
+        starling_proto::v1::CheckInAnswer::decode(body.as_slice()).unwrap()
+    };
+    for i in 0..15 {
+        assert!(check_in(&format!("d{i}"), 0).admitted, "seat {i}");
+    }
+    let full = check_in("d15", 0);
+    assert!(!full.admitted);
+    assert_eq!(full.reason, "the round is full");
+    assert!(
+        check_in("d3", 0).admitted,
+        "an admitted device keeps its seat"
+    );
+    let stale = check_in("d16", 7);
+    assert!(
+        !stale.admitted && stale.reason.contains("version is 0"),
+        "{stale:?}"
+    );
+}
