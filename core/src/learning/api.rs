@@ -93,6 +93,12 @@ impl Starling {
     /// runs SGD). Does nothing, and says why, unless the device is eligible, holds the task's
     /// model and enough examples, and has not already built an update for the current round.
     pub fn train_blocking(&self, task: &str, eligibility: Eligibility) -> Result<TrainingReport> {
+        let _working = self
+            .inner
+            .learning
+            .work
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         train_round(&self.inner, task, eligibility).map(|(report, _)| report)
     }
 

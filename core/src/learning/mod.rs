@@ -158,6 +158,9 @@ pub(crate) struct State {
     pub(crate) models: RwLock<HashMap<String, Arc<Loaded>>>,
     /// Set while a background learning job runs.
     pub(crate) busy: Arc<AtomicBool>,
+    /// Held by whoever trains or syncs learning, so that two callers never build two updates
+    /// for one round.
+    pub(crate) work: std::sync::Mutex<()>,
 }
 
 impl State {

@@ -100,6 +100,11 @@ pub(crate) fn run(
     task: &str,
     eligibility: Eligibility,
 ) -> Result<LearningSyncReport> {
+    let _working = inner
+        .learning
+        .work
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     if !inner.shared.consent.load(Ordering::SeqCst) {
         return Err(Error::NoConsent);
     }
