@@ -740,3 +740,64 @@ fn publish(task: &mut Task, conn: &Connection, now_ms: i64) -> Result<(), String
     next_round(task, now_ms);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learning::task::TaskFile;
+
+    fn definition() -> TaskDefinition {
+        let json = r#"{"tasks": [{
+            "name": "t", "kind": "logistic", "features": {"dense_features": 2},
+            "training": {"epochs": 1, "batch_size": 1, "learning_rate": 0.1},
+            "clip_norm": 1.0,
+            "aggregation": {"mode": "asynchronous", "buffer_size": 2, "max_staleness": 1}
+        }]}"#;
+        serde_json::from_str::<TaskFile>(json)
+            .unwrap()
+            .tasks
+            .remove(0)
+    }
+
+    fn update(id: u8, device: &str) -> ModelUpdate {
+        ModelUpdate {
+            update_id: vec![id; 16],
+            task: "t".into(),
+            device_id: device.into(),
+            examples: 4,
+            scale: 0.001,
+            quantized: vec![100, 0, 0],
+            clip_norm: 1.0,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn rounds_survive_a_restart_and_replays_are_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Coordinator::open(dir.path(), &[definition()]).unwrap();
+            let first = c.submit("t", &update(1, "a"), 0).unwrap().unwrap();
+            assert!(matches!(first, Ok(Submitted::Accepted { version: 0, .. })));
+        }
+        let c = Coordinator::open(dir.path(), &[definition()]).unwrap();
+        assert_eq!(
+            c.history("t", 0).unwrap().unwrap().buffered,
+            1,
+            "the buffer was kept"
+        );
+        let replay = c.submit("t", &update(1, "a"), 0).unwrap().unwrap();
+        assert_eq!(replay, Ok(Submitted::Duplicate { version: 0 }));
+        let second = c.submit("t", &update(2, "b"), 0).unwrap().unwrap();
+        assert!(matches!(second, Ok(Submitted::Accepted { version: 1, .. })));
+        let release = c.release("t", 0).unwrap().unwrap();
+        assert_eq!(release.version, 1);
+        // The mean of two identical updates of 0.1 on the first weight.
+        assert!(
+            (release.weights[0] - 0.1).abs() < 1e-6,
+            "{:?}",
+            release.weights
+        );
+        assert!(c.release("unknown", 0).unwrap().is_none());
+    }
+}
