@@ -14,6 +14,7 @@
 pub mod aggregate;
 pub mod coordinator;
 pub mod task;
+mod validate;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
