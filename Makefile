@@ -6,7 +6,7 @@ export CARGO_TARGET_DIR
 LIB_DIR := $(CARGO_TARGET_DIR)/debug
 MVN ?= mvn -B -ntp
 
-.PHONY: help run build lint test test-rust test-kotlin test-swift bindings bench setup-swift ci clean
+.PHONY: help run build lint test test-rust test-kotlin test-swift bindings bench bench-federated setup-swift ci clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -53,6 +53,12 @@ $(VW_VENV)/.installed:
 
 bench-vw: $(VW_VENV)/.installed ## Contextual-bandit regret beside Vowpal Wabbit, same streams (docs/benchmarks.md)
 	STARLING_VW_PYTHON=$(VW_VENV)/bin/python cargo bench -p starling-tests --bench vw
+FL_VENV := $(CARGO_TARGET_DIR)/fl-venv
+
+bench-federated: ## Federated learning on breast cancer data: Starling vs centralized vs Flower
+	test -x $(FL_VENV)/bin/python || python3 -m venv $(FL_VENV)
+	$(FL_VENV)/bin/pip install -q scikit-learn "flwr[simulation]"
+	FL_BENCH_DIR=$(CARGO_TARGET_DIR)/fl-bench $(FL_VENV)/bin/python scripts/bench_federated.py
 
 ci: lint test ## What CI runs
 

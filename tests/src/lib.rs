@@ -12,6 +12,7 @@ use starling_server::{RunningServer, ServerConfig, StoredEvent};
 
 pub mod bench;
 pub mod contextual;
+pub mod learning;
 pub mod proxy;
 
 /// The app name and API key every test server accepts.

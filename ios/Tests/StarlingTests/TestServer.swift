@@ -21,7 +21,8 @@ final class TestServer: @unchecked Sendable {
 
     /// Starts the server and waits until `/healthz` answers. With `deviceConfig` (the operator's
     /// JSON), it serves those signal and bandit definitions at `GET /v1/config`.
-    init(deviceConfig: String? = nil) async throws {
+    /// `extraArguments` go on its command line.
+    init(deviceConfig: String? = nil, extraArguments: [String] = []) async throws {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("starling-server-\(UUID().uuidString)", isDirectory: true)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -42,6 +43,7 @@ final class TestServer: @unchecked Sendable {
             try deviceConfig.write(to: file, atomically: true, encoding: .utf8)
             process.arguments! += ["--device-config", file.path]
         }
+        process.arguments! += extraArguments
         var environment = ProcessInfo.processInfo.environment
         environment["RUST_LOG"] = "info"
         process.environment = environment

@@ -60,9 +60,13 @@ class LoopbackServer private constructor(
         /**
          * Starts a server keeping its database under [dir] and waits until `/healthz` answers.
          * With [deviceConfig] (the operator's JSON), it serves those signal and bandit
-         * definitions at `GET /v1/config`.
+         * definitions at `GET /v1/config`. [extraArgs] go on the server's command line.
          */
-        fun start(dir: File, deviceConfig: String? = null): LoopbackServer {
+        fun start(
+            dir: File,
+            deviceConfig: String? = null,
+            extraArgs: List<String> = emptyList(),
+        ): LoopbackServer {
             val keys = File(dir, "api-keys").apply { writeText("$APP:$API_KEY\n") }
             val arguments = mutableListOf(
                 binary().path,
@@ -74,6 +78,7 @@ class LoopbackServer private constructor(
                 val file = File(dir, "device-config.json").apply { writeText(deviceConfig) }
                 arguments += listOf("--device-config", file.path)
             }
+            arguments += extraArgs
             val process = ProcessBuilder(arguments).apply {
                 environment()["RUST_LOG"] = "info"
                 redirectOutput(ProcessBuilder.Redirect.DISCARD)
