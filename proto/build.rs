@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "starling/v1/storage.proto",
         "starling/v1/bandits.proto",
         "starling/v1/device_config.proto",
+        "starling/v1/privacy.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
@@ -32,6 +33,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "ThompsonBeta",
         "ThompsonGaussian",
         "LinUcb",
+        "PrivacyBudget",
+        "PrivateEstimate",
+        "CellEstimate",
     ] {
         config.message_attribute(format!(".starling.v1.{message}"), json);
     }

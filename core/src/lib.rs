@@ -28,6 +28,7 @@ pub mod bandit;
 mod capture;
 mod config;
 mod error;
+pub mod privacy;
 mod remote;
 mod signals;
 mod storage;
@@ -43,6 +44,7 @@ use crossbeam_channel::{bounded, Sender, TrySendError};
 pub use capture::{Event, InvalidEvent, Limits, Value};
 pub use config::Config;
 pub use error::{Error, Result};
+pub use privacy::{Budget, PrivacyConfig, Receipt, ReportKind, ReportSpec, ReportsOutcome, Spent};
 pub use signals::{PropertyFilter, SessionMeasure, SignalKind, SignalSpec, Signals, Trend};
 pub use sync::SyncReport;
 
@@ -211,6 +213,10 @@ impl Starling {
             }
         }
         let consent = store.meta("consent")?.as_deref() == Some("granted");
+        store.tally = privacy::tally::Tally::new(
+            &config.privacy.reports,
+            std::sync::Arc::new(AtomicBool::new(true)),
+        );
         store.device_id()?;
         let names: Vec<&str> = config.signals.iter().map(|s| s.name.as_str()).collect();
         let (progress, rows) = store.signal_states(&names)?;

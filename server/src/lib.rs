@@ -20,6 +20,7 @@ mod device_config;
 pub mod faults;
 mod ingest;
 pub mod metrics;
+pub mod privacy;
 pub mod storage;
 mod worker;
 
@@ -56,6 +57,11 @@ pub struct ServerConfig {
     pub prior_min_devices: u32,
     /// Signal and bandit definitions served to every app's devices at `GET /v1/config`, if any.
     pub device_config: Option<starling_proto::v1::DeviceConfig>,
+    /// Fewest contributing devices before a private report's estimate is published. The noise
+    /// already protects each device; the floor keeps estimates from being published while the
+    /// noise dominates them and while a handful of devices could be singled out by context.
+    /// Default 20.
+    pub private_min_devices: u32,
 }
 
 impl ServerConfig {
@@ -68,6 +74,7 @@ impl ServerConfig {
             api_keys: Vec::new(),
             prior_min_devices: 5,
             device_config: None,
+            private_min_devices: 20,
         }
     }
 }
@@ -150,6 +157,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/bandits/{bandit}/prior", get(bandits::prior_route))
         .route("/v1/config", get(device_config::config_route))
+        .route("/v1/private-reports", post(privacy::upload_route))
+        .route("/v1/private-reports/{report}", get(privacy::estimate_route))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .with_state(state)

@@ -93,6 +93,8 @@ pub(crate) struct Store {
     /// Bytes of stored events plus sealed batch payloads, kept in step with every write so the
     /// size bound is checked without a query.
     stored_bytes: u64,
+    /// What the private reports tally from each committed event.
+    pub(crate) tally: crate::privacy::tally::Tally,
 }
 
 impl Store {
@@ -102,6 +104,7 @@ impl Store {
         let mut store = Store {
             conn,
             stored_bytes: 0,
+            tally: Default::default(),
         };
         store.stored_bytes = store.measure_bytes()?;
         if report.moved_aside.is_some() {
@@ -184,6 +187,7 @@ impl Store {
             }
         }
         add_counter(&tx, counter::COMMITTED, events.len() as u64)?;
+        self.tally.record(&tx, events)?;
         if let Some(rows) = signals {
             let mut stmt = tx.prepare_cached(
                 "INSERT OR REPLACE INTO signal_state (name, spec, state) VALUES (?1, ?2, ?3)",
@@ -618,6 +622,11 @@ impl Store {
         set_meta(&tx, "batch_sequence", "0")?;
         tx.commit()?;
         Ok(id)
+    }
+
+    /// The connection, for the privacy ledger's own tables.
+    pub(crate) fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
     pub(crate) fn meta(&self, key: &str) -> Result<Option<String>, StorageError> {

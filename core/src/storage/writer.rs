@@ -23,6 +23,10 @@ use crate::{now_ms, Config, Diagnostics, Shared};
 /// A reply channel for one command.
 pub(crate) type Reply<T> = Sender<Result<T>>;
 
+/// Work of another part of the core (the privacy ledger) that must run on the writer thread,
+/// which owns the connection. It sends its own result; the reply says it ran.
+pub(crate) type StoreTask = Box<dyn FnMut(&mut Store) -> Result<(), StorageError> + Send>;
+
 /// Most events kept in memory while the store refuses writes (for example a full disk), beyond
 /// the ones the channel holds. Older ones are dropped and counted past this bound.
 const MAX_UNCOMMITTED_EVENTS: usize = 100_000;
@@ -67,6 +71,8 @@ pub(crate) enum Command {
     Diagnostics(Reply<Diagnostics>),
     /// Commit and stop.
     Shutdown(Reply<()>),
+    /// Commit what is buffered, then run a task on the store.
+    Task(StoreTask, Reply<()>),
 }
 
 pub(crate) struct Writer {
@@ -301,6 +307,10 @@ impl Writer {
                 let _ = reply.send(self.commit());
                 return true;
             }
+            Command::Task(mut task, reply) => {
+                let result = self.commit().and_then(|()| self.with_store(|s| task(s)));
+                let _ = reply.send(result);
+            }
         }
         false
     }
@@ -526,7 +536,8 @@ impl Writer {
             Ok(value) => Ok(value),
             Err(e) if e.is_corruption() => {
                 log::error!("starling: database corrupt while in use ({e}); recreating it");
-                let (store, _) = Store::reopen_after_corruption(&self.config.data_dir)?;
+                let (mut store, _) = Store::reopen_after_corruption(&self.config.data_dir)?;
+                store.tally = std::mem::take(&mut self.store.tally);
                 self.store = store;
                 self.signals_rewrite = true;
                 if self.shared.consent.load(Ordering::SeqCst) {

@@ -38,6 +38,8 @@ pub struct SyncReport {
     pub retry_at_ms: Option<i64>,
     /// Why the last attempt failed, if it did.
     pub last_error: Option<String>,
+    /// What the private reports did, if any are configured or waiting.
+    pub private_reports: crate::privacy::ReportsOutcome,
 }
 
 /// Seals pending events into batches and uploads every sealed batch, stopping at the first
@@ -114,6 +116,7 @@ pub(crate) fn run(inner: &Inner) -> Result<SyncReport> {
     if report.last_error.is_none() && !backing_off {
         fetch_fleet_priors(inner, transport);
         fetch_device_config(inner, transport);
+        report.private_reports = crate::privacy::api::run(inner, transport)?;
     }
 
     let diagnostics = inner.request(Command::Diagnostics)?;

@@ -1,0 +1,119 @@
+//! The handle's privacy methods: budgets, receipts, and sending the private reports.
+
+use std::sync::{Arc, Mutex};
+
+use super::ledger::{self, Budget, Receipt, Spent};
+use super::{reports, ReportsOutcome};
+use crate::error::{Error, Result};
+use crate::storage::store::Store;
+use crate::storage::writer::Command;
+use crate::sync::transport::{Transport, UploadOutcome};
+use crate::{now_ms, Inner, Starling};
+
+/// Runs `task` on the writer thread, after it has committed what it buffered, and returns its
+/// result. A damaged database shows as a storage error here; the writer's next commit sets it
+/// aside and starts anew, as for any other write.
+pub(crate) fn on_writer<T: Send + 'static>(
+    inner: &Inner,
+    mut task: impl FnMut(&mut Store) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let slot: Arc<Mutex<Option<Result<T>>>> = Arc::new(Mutex::new(None));
+    let out = Arc::clone(&slot);
+    inner.request(|reply| {
+        Command::Task(
+            Box::new(move |store: &mut Store| {
+                let result = task(store);
+                *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+                Ok(())
+            }),
+            reply,
+        )
+    })?;
+    let result = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    result.unwrap_or(Err(Error::Closed))
+}
+
+/// Prepares the due reports and sends every charged, unsent one. Called by `sync` and by
+/// [`Starling::send_private_reports`].
+pub(crate) fn run(inner: &Inner, transport: &Transport) -> Result<ReportsOutcome> {
+    let specs = inner.config.privacy.reports.clone();
+    let budget = inner.config.privacy.budget;
+    let mut outcome = ReportsOutcome::default();
+    if !specs.is_empty() {
+        let prepared = on_writer(inner, move |store| {
+            reports::prepare(store.connection(), &specs, budget, now_ms())
+        })?;
+        outcome.charged = prepared.charged;
+        outcome.refused = prepared.refused;
+    }
+
+    let Some((body, ids)) = on_writer(inner, |store| reports::pending_upload(store.connection()))?
+    else {
+        return Ok(outcome);
+    };
+    match transport.post(reports::PATH, &body) {
+        UploadOutcome::Delivered => {
+            outcome.sent = ids.len() as u32;
+            on_writer(inner, move |store| {
+                Ok(ledger::mark_sent(store.connection(), &ids, now_ms())?)
+            })?;
+        }
+        UploadOutcome::Rejected { status } => {
+            log::error!(
+                "starling: the server refused {} private reports with status {status}; dropped (their budget stays spent)",
+                ids.len()
+            );
+            outcome.send_error = Some(format!("server refused the reports ({status})"));
+            on_writer(inner, move |store| {
+                Ok(ledger::abandon(store.connection(), &ids)?)
+            })?;
+        }
+        UploadOutcome::Retry { reason, .. } => {
+            log::warn!("starling: private reports not sent ({reason}); they are resent later");
+            outcome.send_error = Some(reason);
+        }
+    }
+    Ok(outcome)
+}
+
+impl Starling {
+    /// The privacy budget in force: the app's [`PrivacyConfig::budget`](super::PrivacyConfig),
+    /// capped by what the server's configuration asks for.
+    pub fn privacy_budget(&self) -> Result<Budget> {
+        let app = self.inner.config.privacy.budget;
+        on_writer(&self.inner, move |store| {
+            Ok(reports::effective_budget(store.connection(), app)?)
+        })
+    }
+
+    /// What has been spent in each budget window, as of now (or of the latest time the ledger
+    /// has seen, if the clock was moved back).
+    pub fn privacy_spent(&self) -> Result<Spent> {
+        on_writer(&self.inner, |store| {
+            Ok(ledger::spent(store.connection(), now_ms())?)
+        })
+    }
+
+    /// Every private release this device made, newest first, at most `limit`: when it was
+    /// charged and sent, where it went, an outline of what it held, and what it cost.
+    pub fn privacy_receipts(&self, limit: u32) -> Result<Vec<Receipt>> {
+        on_writer(&self.inner, move |store| {
+            Ok(ledger::receipts(store.connection(), limit)?)
+        })
+    }
+
+    /// Noises and charges the private reports that are due and sends every charged report the
+    /// server has not acknowledged yet. `sync` does this too; this call does only this.
+    pub fn send_private_reports(&self) -> Result<ReportsOutcome> {
+        if !self.consent() {
+            return Err(Error::NoConsent);
+        }
+        let transport = self.inner.transport.as_ref().ok_or(Error::NoServer)?;
+        let _running = self
+            .inner
+            .sync_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        run(&self.inner, transport)
+    }
+}
