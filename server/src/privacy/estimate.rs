@@ -41,18 +41,22 @@ struct Cell {
 pub fn estimate(report: &str, day: i64, reports: &[PrivateReport]) -> PrivateEstimate {
     let mut order: Vec<String> = Vec::new();
     let mut cells: HashMap<String, Cell> = HashMap::new();
-    let mut cell = |name: &str| -> &mut Cell {
+    fn cell<'a>(
+        order: &mut Vec<String>,
+        cells: &'a mut HashMap<String, Cell>,
+        name: &str,
+    ) -> &'a mut Cell {
         if !cells.contains_key(name) {
             order.push(name.to_owned());
         }
         cells.entry(name.to_owned()).or_default()
-    };
+    }
     for r in reports {
         match &r.body {
             Some(Body::Counts(counts)) => {
                 let variance = discrete_laplace_variance(counts.scale);
                 for (name, value) in counts.cells.iter().zip(&counts.values) {
-                    let c = cell(name);
+                    let c = cell(&mut order, &mut cells, name);
                     c.sum += *value as f64;
                     c.variance += variance;
                     c.devices += 1;
@@ -64,7 +68,7 @@ pub fn estimate(report: &str, day: i64, reports: &[PrivateReport]) -> PrivateEst
                 let q = (1.0 - p) / (t - 1.0);
                 let gap = p - q;
                 for name in &category.categories {
-                    let c = cell(name);
+                    let c = cell(&mut order, &mut cells, name);
                     let observed = if *name == category.answer { 1.0 } else { 0.0 };
                     c.sum += (observed - q) / gap;
                     c.in_variance += p * (1.0 - p) / (gap * gap);
