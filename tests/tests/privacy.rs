@@ -342,3 +342,72 @@ fn a_kill_between_charge_and_send_refunds_nothing() {
     std::thread::sleep(Duration::from_millis(10));
     assert_eq!(device.sync().unwrap().private_reports.sent, 0);
 }
+
+#[test]
+fn histograms_and_randomized_answers_are_reported_too() {
+    let server = TestServer::start_with(|c| c.private_min_devices = 1);
+    let dir = tempfile::tempdir().unwrap();
+    let reports = vec![
+        ReportSpec {
+            name: "basket".into(),
+            kind: ReportKind::Histogram {
+                event: "purchase".into(),
+                property: "amount".into(),
+                edges: vec![10.0, 50.0],
+                max_values: 4,
+            },
+            epsilon: 0.3,
+        },
+        ReportSpec {
+            name: "favourite".into(),
+            kind: ReportKind::TopEvent {
+                events: vec!["open".into(), "share".into()],
+            },
+            epsilon: 0.4,
+        },
+    ];
+    let device = open_device(with_reports(
+        device_config(dir.path(), &server.url()),
+        reports,
+    ));
+    let at = yesterday_noon_ms();
+    for amount in [5.0, 12.5, 70.0, 20.0] {
+        device
+            .track(Event::new("purchase").with("amount", amount).at(at))
+            .unwrap();
+    }
+    use_app(&device, 1, 3);
+    let outcome = device.send_private_reports().unwrap();
+    assert_eq!((outcome.charged, outcome.sent), (2, 2), "{outcome:?}");
+    let spent = device.privacy_spent().unwrap();
+    assert!((spent.epsilon_day - 0.7).abs() < 1e-9, "{spent:?}");
+    let receipts = device.privacy_receipts(10).unwrap();
+    let channels: Vec<&str> = receipts.iter().map(|r| r.channel.as_str()).collect();
+    assert!(channels.contains(&"report:basket") && channels.contains(&"report:favourite"));
+
+    let url = format!(
+        "{}/v1/private-reports/basket?day={}",
+        server.url(),
+        yesterday()
+    );
+    let (status, body) = get(&url, "application/x-protobuf");
+    assert_eq!(status, 200);
+    let estimate = PrivateEstimate::decode(body.as_slice()).unwrap();
+    let cells: Vec<&str> = estimate.cells.iter().map(|c| c.cell.as_str()).collect();
+    assert_eq!(cells, ["(-inf, 10)", "[10, 50)", "[50, +inf)"]);
+
+    let url = format!(
+        "{}/v1/private-reports/favourite?day={}",
+        server.url(),
+        yesterday()
+    );
+    let (status, body) = get(&url, "application/x-protobuf");
+    assert_eq!(status, 200);
+    let estimate = PrivateEstimate::decode(body.as_slice()).unwrap();
+    let cells: Vec<&str> = estimate.cells.iter().map(|c| c.cell.as_str()).collect();
+    assert_eq!(cells, ["open", "share", "none"]);
+    // One device: each category's estimate is (1[answer] - q) / (p - q), either
+    // (1 - q)/(p - q) or -q/(p - q), and they sum to exactly one device.
+    let total: f64 = estimate.cells.iter().map(|c| c.estimate).sum();
+    assert!((total - 1.0).abs() < 1e-9, "{total}");
+}
