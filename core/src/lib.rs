@@ -44,7 +44,9 @@ use crossbeam_channel::{bounded, Sender, TrySendError};
 pub use capture::{Event, InvalidEvent, Limits, Value};
 pub use config::Config;
 pub use error::{Error, Result};
-pub use privacy::{Budget, PrivacyConfig, Receipt, ReportKind, ReportSpec, ReportsOutcome, Spent};
+pub use privacy::{
+    Budget, PrivacyConfig, Purpose, Receipt, ReportKind, ReportSpec, ReportsOutcome, Spent,
+};
 pub use signals::{PropertyFilter, SessionMeasure, SignalKind, SignalSpec, Signals, Trend};
 pub use sync::SyncReport;
 
@@ -122,6 +124,8 @@ pub(crate) struct Shared {
     pub(crate) signals: RwLock<Arc<Signals>>,
     /// The configured bandits: read by deciding threads, changed by the writer.
     pub(crate) bandits: bandit::runtime::Runtime,
+    /// Consent per purpose.
+    pub(crate) purposes: privacy::consent::Purposes,
 }
 
 pub(crate) struct Inner {
@@ -213,10 +217,12 @@ impl Starling {
             }
         }
         let consent = store.meta("consent")?.as_deref() == Some("granted");
+        let purposes = privacy::consent::Purposes::load(&store, consent)?;
         store.tally = privacy::tally::Tally::new(
             &config.privacy.reports,
-            std::sync::Arc::new(AtomicBool::new(true)),
+            purposes.flag(Purpose::PrivateReports),
         );
+        store.keep_events = purposes.flag(Purpose::RawEvents);
         store.device_id()?;
         let names: Vec<&str> = config.signals.iter().map(|s| s.name.as_str()).collect();
         let (progress, rows) = store.signal_states(&names)?;
@@ -234,6 +240,7 @@ impl Starling {
         )?;
 
         let shared = Arc::new(Shared {
+            purposes,
             bandits,
             consent: AtomicBool::new(consent),
             rejected_invalid: AtomicU64::new(0),
@@ -325,7 +332,8 @@ impl Starling {
             // Refuse new events at once, before the writer has deleted the old ones.
             self.inner.shared.consent.store(false, Ordering::SeqCst);
         }
-        self.inner.request(|r| Command::SetConsent(granted, r))
+        self.inner.request(|r| Command::SetConsent(granted, r))?;
+        privacy::consent::set_all(&self.inner, granted)
     }
 
     /// Whether consent is currently granted.
@@ -373,6 +381,7 @@ impl Starling {
         if !self.inner.shared.consent.load(Ordering::Relaxed) {
             return Err(Error::NoConsent);
         }
+        self.require(Purpose::Personalization)?;
         let bandits = &self.inner.shared.bandits;
         let signals = self.signals();
         let (decision, pending) = bandits.choose(bandit, context, &signals, now_ms())?;

@@ -36,6 +36,13 @@ pub(crate) fn on_writer<T: Send + 'static>(
 /// Prepares the due reports and sends every charged, unsent one. Called by `sync` and by
 /// [`Starling::send_private_reports`].
 pub(crate) fn run(inner: &Inner, transport: &Transport) -> Result<ReportsOutcome> {
+    if !inner
+        .shared
+        .purposes
+        .granted(super::Purpose::PrivateReports)
+    {
+        return Ok(ReportsOutcome::default());
+    }
     let specs = inner.config.privacy.reports.clone();
     let budget = inner.config.privacy.budget;
     let mut outcome = ReportsOutcome::default();
@@ -105,9 +112,7 @@ impl Starling {
     /// Noises and charges the private reports that are due and sends every charged report the
     /// server has not acknowledged yet. `sync` does this too; this call does only this.
     pub fn send_private_reports(&self) -> Result<ReportsOutcome> {
-        if !self.consent() {
-            return Err(Error::NoConsent);
-        }
+        self.require(super::Purpose::PrivateReports)?;
         let transport = self.inner.transport.as_ref().ok_or(Error::NoServer)?;
         let _running = self
             .inner

@@ -9,11 +9,13 @@
 //! refunded.
 
 pub(crate) mod api;
+pub mod consent;
 pub(crate) mod ledger;
 pub mod mechanisms;
 pub(crate) mod reports;
 pub(crate) mod tally;
 
+pub use consent::Purpose;
 pub use ledger::{Budget, Receipt, Spent};
 pub use mechanisms::Cost;
 
@@ -75,6 +77,11 @@ pub struct PrivacyConfig {
     pub budget: Budget,
     /// Daily private reports. Default: none.
     pub reports: Vec<ReportSpec>,
+    /// If set, the pseudonymous device id is replaced by a new random one when this much time
+    /// has passed since it last changed, in ms (checked at each sync), so that the server
+    /// cannot link a device's events over longer spans. Default: none (the id changes only
+    /// through `reset_device_id`).
+    pub device_id_rotation_ms: Option<u64>,
 }
 
 impl Default for PrivacyConfig {
@@ -91,6 +98,7 @@ impl Default for PrivacyConfig {
                 rho_per_day: 0.5,
             },
             reports: Vec::new(),
+            device_id_rotation_ms: None,
         }
     }
 }
@@ -109,6 +117,11 @@ impl PrivacyConfig {
                     "privacy budget {name} must be a finite number >= 0, got {v}"
                 )));
             }
+        }
+        if self.device_id_rotation_ms == Some(0) {
+            return Err(Error::Config(
+                "device_id_rotation_ms must be greater than zero".into(),
+            ));
         }
         let mut names = std::collections::HashSet::new();
         for spec in &self.reports {

@@ -73,6 +73,9 @@ pub(crate) enum Command {
     Shutdown(Reply<()>),
     /// Commit what is buffered, then run a task on the store.
     Task(StoreTask, Reply<()>),
+    /// Forget the signals, what the bandits learned and the pending decisions (consent for
+    /// personalization was withdrawn).
+    ClearPersonalization(Reply<()>),
 }
 
 pub(crate) struct Writer {
@@ -307,6 +310,9 @@ impl Writer {
                 let _ = reply.send(self.commit());
                 return true;
             }
+            Command::ClearPersonalization(reply) => {
+                let _ = reply.send(self.clear_personalization());
+            }
             Command::Task(mut task, reply) => {
                 let result = self.commit().and_then(|()| self.with_store(|s| task(s)));
                 let _ = reply.send(result);
@@ -474,6 +480,18 @@ impl Writer {
         }
         self.with_store(|s| s.set_meta("consent", if granted { "granted" } else { "denied" }))?;
         self.shared.consent.store(granted, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn clear_personalization(&mut self) -> Result<()> {
+        // Decisions and states not yet committed go with the committed ones.
+        self.commit()?;
+        self.bandit_rows = BanditRows::default();
+        self.with_store(|s| s.clear_personalization())?;
+        self.signals = self.signals.cleared();
+        self.publish_signals();
+        self.shared.bandits.reset();
+        log::info!("starling: personalization withdrawn; signals and bandit states deleted");
         Ok(())
     }
 

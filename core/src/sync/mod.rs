@@ -58,7 +58,12 @@ pub(crate) fn run(inner: &Inner) -> Result<SyncReport> {
     let backing_off = retry_at > now
         // A clock moved backwards must not postpone uploads beyond the delay that was chosen.
         && retry_at - now <= meta_i64(inner, META_RETRY_DELAY)?;
-    if !backing_off {
+    let raw_events = inner
+        .shared
+        .purposes
+        .granted(crate::privacy::Purpose::RawEvents);
+    if !backing_off && raw_events {
+        crate::privacy::consent::rotate_device_id_if_due(inner)?;
         let batches = inner.request(Command::PrepareUpload)?;
         let mut failed = false;
         for batch in batches {
@@ -109,7 +114,7 @@ pub(crate) fn run(inner: &Inner) -> Result<SyncReport> {
             set_meta(inner, META_FAILURES, "0".into())?;
             set_meta(inner, META_RETRY_AT, "0".into())?;
         }
-    } else {
+    } else if backing_off {
         report.retry_at_ms = Some(retry_at);
     }
 
