@@ -93,6 +93,10 @@ public data class StarlingConfig @JvmOverloads constructor(
         backoffMaxMs = nonNegative("backoffMaxMs", backoffMaxMs).toULong(),
         backgroundSyncIntervalMs = backgroundSyncIntervalMs
             ?.let { nonNegative("backgroundSyncIntervalMs", it).toULong() },
+        // Signals and bandits are not exposed to Kotlin yet: none, and the core's lateness.
+        signals = emptyList(),
+        signalAllowedLatenessMs = 300_000uL,
+        bandits = emptyList(),
     )
 
     // The API key is a credential: keep it out of logs and crash reports that print the config.
