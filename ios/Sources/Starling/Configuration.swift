@@ -125,7 +125,11 @@ extension Starling {
                 backgroundSyncIntervalMs: try backgroundSyncInterval.map {
                     (interval) throws(StarlingError) in
                     try milliseconds(interval, "backgroundSyncInterval")
-                }
+                },
+                // Signals and bandits are not exposed to Swift yet: none, and the core's lateness.
+                signals: [],
+                signalAllowedLatenessMs: 300_000,
+                bandits: []
             )
         }
     }
