@@ -6,7 +6,7 @@ export CARGO_TARGET_DIR
 LIB_DIR := $(CARGO_TARGET_DIR)/debug
 MVN ?= mvn -B -ntp
 
-.PHONY: help run build lint test test-rust test-kotlin test-swift bindings bench setup-swift ci clean
+.PHONY: help run build lint test test-rust test-kotlin test-swift bindings bench bench-privacy setup-swift ci clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ test-swift: bindings ## Swift SDK tests (XCTest); on Linux inside the Swift root
 
 bench: ## Pipeline benchmarks beside their baselines (docs/benchmarks.md)
 	cargo bench -p starling-tests --bench pipeline
+
+bench-privacy: ## Privacy benchmarks: cost of one release, fleet estimate error (docs/benchmarks.md)
+	cargo bench -p starling-tests --bench privacy
 
 ci: lint test ## What CI runs
 

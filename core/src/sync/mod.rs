@@ -121,7 +121,14 @@ pub(crate) fn run(inner: &Inner) -> Result<SyncReport> {
     if report.last_error.is_none() && !backing_off {
         fetch_fleet_priors(inner, transport);
         fetch_device_config(inner, transport);
-        report.private_reports = crate::privacy::api::run(inner, transport)?;
+        // Best effort like the downloads: a failure leaves the reports charged and queued.
+        report.private_reports = crate::privacy::api::run(inner, transport).unwrap_or_else(|e| {
+            log::warn!("starling: private reports not prepared or sent: {e}");
+            crate::privacy::ReportsOutcome {
+                send_error: Some(e.to_string()),
+                ..Default::default()
+            }
+        });
     }
 
     let diagnostics = inner.request(Command::Diagnostics)?;
