@@ -267,6 +267,22 @@ impl Starling {
         })
     }
 
+    /// Clips `values` to L2 norm `max_norm`, adds Gaussian noise for a cost of `rho`, charges
+    /// it and returns the noised vector, for the app to send itself. Needs consent for
+    /// federated learning; beyond the budget it fails with `InvalidArgument` and the reason.
+    pub fn release_private_vector(
+        &self,
+        channel: String,
+        values: Vec<f64>,
+        max_norm: f64,
+        rho: f64,
+    ) -> Result<Vec<f64>, StarlingError> {
+        guard(|| {
+            self.inner
+                .release_private_vector(&channel, &values, max_norm, rho)
+        })
+    }
+
     /// Noises, charges and sends the private reports that are due. Waits on the network.
     pub fn send_private_reports(&self) -> Result<PrivateReportsOutcome, StarlingError> {
         guard(|| self.inner.send_private_reports()).map(|o| PrivateReportsOutcome {

@@ -411,3 +411,49 @@ fn histograms_and_randomized_answers_are_reported_too() {
     let total: f64 = estimate.cells.iter().map(|c| c.estimate).sum();
     assert!((total - 1.0).abs() < 1e-9, "{total}");
 }
+
+#[test]
+fn vectors_are_charged_in_rho_and_refused_beyond_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path());
+    config.privacy.budget.rho_per_day = 0.5;
+    let device = Starling::open(config).unwrap();
+    let update = vec![3.0, 4.0, 0.0];
+    assert!(matches!(
+        device.release_private_vector("model", &update, 1.0, 0.3),
+        Err(starling_core::Error::NoConsent)
+    ));
+    device.set_consent(true).unwrap();
+
+    let noised = device
+        .release_private_vector("model", &update, 1.0, 0.3)
+        .unwrap();
+    assert_eq!(noised.len(), 3);
+    let receipts = device.privacy_receipts(10).unwrap();
+    assert_eq!(receipts.len(), 1);
+    assert_eq!(receipts[0].channel, "vector:model");
+    assert_eq!(receipts[0].cost.measure(), "rho");
+    assert!((receipts[0].cost.amount() - 0.3).abs() < 1e-9);
+    assert!(receipts[0].sent_ms.is_some());
+
+    let err = device
+        .release_private_vector("model", &update, 1.0, 0.3)
+        .unwrap_err();
+    assert!(
+        matches!(&err, starling_core::Error::BudgetExceeded(reason) if reason.contains("rho per day")),
+        "{err}"
+    );
+    assert_eq!(
+        device.privacy_receipts(10).unwrap().len(),
+        1,
+        "a refusal charges nothing"
+    );
+    let spent = device.privacy_spent().unwrap();
+    assert!(
+        (spent.rho_day - 0.3).abs() < 1e-9 && spent.epsilon_day == 0.0,
+        "{spent:?}"
+    );
+    assert!(device
+        .release_private_vector("bad channel", &update, 1.0, 0.1)
+        .is_err());
+}

@@ -2,7 +2,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::ledger::{self, Budget, Receipt, Spent};
+use super::ledger::{self, Budget, NewRelease, Receipt, Spent};
+use super::mechanisms;
 use super::{reports, ReportsOutcome};
 use crate::error::{Error, Result};
 use crate::storage::store::Store;
@@ -120,5 +121,73 @@ impl Starling {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         run(&self.inner, transport)
+    }
+
+    /// Releases `values` with Gaussian noise under zero-concentrated DP, for a part of the app
+    /// that sends it itself (a model update, for example): the vector is clipped to L2 norm
+    /// `max_norm`, noised for a cost of `rho`, charged to the rho budget and recorded as
+    /// released on `channel` before it is returned. Needs consent for federated learning.
+    ///
+    /// A release the budget cannot take fails with [`Error::BudgetExceeded`], whose reason says
+    /// which budget and how much is left; nothing is charged then.
+    pub fn release_private_vector(
+        &self,
+        channel: &str,
+        values: &[f64],
+        max_norm: f64,
+        rho: f64,
+    ) -> Result<Vec<f64>> {
+        self.require(super::Purpose::FederatedLearning)?;
+        let channel_ok = !channel.is_empty()
+            && channel.len() <= 64
+            && channel
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !channel_ok {
+            return Err(Error::Privacy(format!(
+                "channel {channel:?} must be 1 to 64 letters, digits, '_', '-' or '.'"
+            )));
+        }
+        // Noised here, on the caller's thread: the measurement lives only for this call.
+        let noisy = mechanisms::gaussian_vector(values, max_norm, rho)?;
+        let outline = format!(
+            "vector of {} values clipped to L2 norm {max_norm} with Gaussian noise (sigma {:.3})",
+            values.len(),
+            noisy.sigma
+        );
+        let channel = format!("vector:{channel}");
+        let cost = noisy.cost;
+        let budget = self.inner.config.privacy.budget;
+        let refused = on_writer(&self.inner, move |store| {
+            let conn = store.connection();
+            let budget = reports::effective_budget(conn, budget)?;
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            let release = NewRelease {
+                id: &id,
+                channel: &channel,
+                outline: &outline,
+                cost,
+                payload: &[],
+            };
+            let now = now_ms();
+            let tx = conn
+                .transaction()
+                .map_err(crate::error::StorageError::from)?;
+            let result = ledger::charge(&tx, &budget, &release, now)?;
+            if result.is_ok() {
+                // It leaves through the caller: released from this moment.
+                tx.execute(
+                    "UPDATE privacy_releases SET sent_ms = ?2, payload = NULL WHERE id = ?1",
+                    rusqlite::params![id, now],
+                )
+                .map_err(crate::error::StorageError::from)?;
+            }
+            tx.commit().map_err(crate::error::StorageError::from)?;
+            Ok(result.err())
+        })?;
+        match refused {
+            Some(refusal) => Err(Error::BudgetExceeded(refusal.0)),
+            None => Ok(noisy.values),
+        }
     }
 }

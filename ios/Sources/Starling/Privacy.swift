@@ -177,6 +177,18 @@ extension Starling {
         return PrivacySpending(epsilonDay: s.epsilonDay, epsilonWeek: s.epsilonWeek, rhoDay: s.rhoDay)
     }
 
+    /// Clips `values` to L2 norm `maxNorm`, adds Gaussian noise for a cost of `rho` (zCDP),
+    /// charges it and returns the noised vector, for the app to send itself. Needs consent for
+    /// ``ConsentPurpose/federatedLearning``; beyond the budget it throws
+    /// ``StarlingError/invalidArgument(reason:)`` with the reason.
+    public func releasePrivateVector(
+        channel: String, values: [Double], maxNorm: Double, rho: Double
+    ) throws -> [Double] {
+        try mappingErrors {
+            try inner.releasePrivateVector(channel: channel, values: values, maxNorm: maxNorm, rho: rho)
+        }
+    }
+
     /// Noises, charges and sends the private reports that are due, on Starling's own queue.
     public func sendPrivateReports() async throws -> PrivateReportsOutcome {
         let o = try await blocking { try $0.sendPrivateReports() }

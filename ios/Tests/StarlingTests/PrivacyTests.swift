@@ -83,6 +83,23 @@ final class PrivacyTests: XCTestCase {
         try starling.close()
     }
 
+    func testAPrivateVectorIsChargedInRhoAndRefusedBeyondTheBudget() throws {
+        let starling = try Starling.open(
+            configuration(try temporaryDirectory(self), server: server),
+            privacy: .init(rhoPerDay: 0.5))
+        try starling.setConsent(true)
+        let noised = try starling.releasePrivateVector(
+            channel: "model", values: [3, 4], maxNorm: 1, rho: 0.3)
+        XCTAssertEqual(noised.count, 2)
+        XCTAssertEqual(try starling.privacyReceipts().first?.measure, "rho")
+        let reason = assertThrows(
+            StarlingError.invalidArgument,
+            try starling.releasePrivateVector(channel: "model", values: [3, 4], maxNorm: 1, rho: 0.3))
+        XCTAssertTrue(reason?.contains("rho per day") ?? false, reason ?? "")
+        XCTAssertEqual(try starling.privacySpent().rhoDay, 0.3, accuracy: 1e-9)
+        try starling.close()
+    }
+
     func testBadSettingsAreAnInvalidConfiguration() throws {
         let bad = Starling.PrivacySettings(reports: [
             .topEvent(name: "no spaces allowed", events: ["a"], epsilon: 1)

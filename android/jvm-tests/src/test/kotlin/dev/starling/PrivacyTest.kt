@@ -87,6 +87,21 @@ class PrivacyTest {
     }
 
     @Test
+    fun `a private vector is charged in rho and refused beyond the budget`() {
+        Starling.openWithPrivacy(testConfig(dir, server), PrivacySettings(rhoPerDay = 0.5)).use { starling ->
+            starling.consent = true
+            val noised = starling.releasePrivateVector("model", listOf(3.0, 4.0), maxNorm = 1.0, rho = 0.3)
+            assertEquals(2, noised.size)
+            assertEquals("rho", starling.privacyReceipts().single().measure)
+            val e = assertThrows<StarlingException.InvalidArgument> {
+                starling.releasePrivateVector("model", listOf(3.0, 4.0), maxNorm = 1.0, rho = 0.3)
+            }
+            assertTrue(e.reason.contains("rho per day"), e.reason)
+            assertEquals(0.3, starling.privacySpent().rhoDay, 1e-9)
+        }
+    }
+
+    @Test
     fun `bad settings are an InvalidConfig, not a crash`() {
         val bad = PrivacySettings(reports = listOf(PrivateReport.TopEvent("no spaces allowed", listOf("a"), 1.0)))
         assertThrows<StarlingException.InvalidConfig> { Starling.openWithPrivacy(testConfig(dir, server), bad) }

@@ -177,6 +177,16 @@ public fun Starling.privacyReceipts(limit: Int = 100): List<PrivacyReceipt> =
 public fun Starling.privacySpent(): PrivacySpending =
     call { inner.privacySpent() }.let { PrivacySpending(it.epsilonDay, it.epsilonWeek, it.rhoDay, it.clockMs) }
 
+/**
+ * Clips [values] to L2 norm [maxNorm], adds Gaussian noise for a cost of [rho] (zCDP), charges it
+ * and returns the noised vector, for the app to send itself. Needs consent for
+ * [ConsentPurpose.FEDERATED_LEARNING]; beyond the budget it throws
+ * [StarlingException.InvalidArgument] with the reason. Waits on disk I/O.
+ */
+@Throws(StarlingException::class)
+public fun Starling.releasePrivateVector(channel: String, values: List<Double>, maxNorm: Double, rho: Double): List<Double> =
+    call { inner.releasePrivateVector(channel, values, maxNorm, rho) }
+
 /** Noises, charges and sends the private reports that are due, on the calling thread. Waits on the network. */
 @Throws(StarlingException::class)
 public fun Starling.sendPrivateReportsBlocking(): PrivateReportsOutcome =
