@@ -26,6 +26,9 @@ pub(crate) const PATH: &str = "/v1/private-reports";
 pub(crate) const CHANNEL_PREFIX: &str = "report:";
 
 /// Most days back a device still reports after being away; older tallies are dropped unsent.
+/// Seven matches the weekly budget window: a device back after a long absence cannot spend
+/// more than a week's worth of reports at once, and a fleet estimate for a day is complete a
+/// week later.
 const MAX_CATCH_UP_DAYS: i64 = 7;
 
 fn meta_key(report: &str) -> String {
