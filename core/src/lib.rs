@@ -199,7 +199,11 @@ impl Starling {
     pub fn open(config: Config) -> Result<Starling> {
         config.validate()?;
         let transport = sync::transport::Transport::new(&config)?;
-        let (mut store, _report) = Store::open(&config.data_dir)?;
+        let (mut store, report) = Store::open(&config.data_dir)?;
+        if report.moved_aside.is_some() {
+            // The privacy ledger went with the damaged file: what it recorded counts as spent.
+            privacy::ledger::assume_spent(store.connection(), &config.privacy.budget, now_ms())?;
+        }
         let mut config = config;
         if let Some(remote) = store
             .meta(remote::META_KEY)?

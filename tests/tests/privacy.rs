@@ -457,3 +457,31 @@ fn vectors_are_charged_in_rho_and_refused_beyond_the_budget() {
         .release_private_vector("bad channel", &update, 1.0, 0.1)
         .is_err());
 }
+
+#[test]
+fn a_damaged_database_counts_its_lost_ledger_as_spent() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(starling_core::DATABASE_FILE),
+        vec![0x5a; 8192],
+    )
+    .unwrap();
+    let device = open_device(with_reports(
+        device_config(dir.path(), &server.url()),
+        vec![usage_report(0.1)],
+    ));
+    assert_eq!(device.diagnostics().unwrap().database_recoveries, 1);
+    let spent = device.privacy_spent().unwrap();
+    assert!((spent.epsilon_week - 3.0).abs() < 1e-9, "{spent:?}");
+    let receipts = device.privacy_receipts(10).unwrap();
+    assert!(
+        receipts.iter().all(|r| r.channel == "ledger:recovered"),
+        "{receipts:?}"
+    );
+    use_app(&device, 1, 0);
+    let outcome = device.send_private_reports().unwrap();
+    assert_eq!(outcome.charged, 0, "{outcome:?}");
+    assert_eq!(outcome.refused.len(), 1, "{outcome:?}");
+    assert_eq!(stored_reports(&server, "usage", yesterday()), 0);
+}

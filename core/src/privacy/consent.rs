@@ -92,6 +92,19 @@ impl Purposes {
         Arc::clone(&self.flags[purpose.index()])
     }
 
+    /// Writes every purpose's choice to `store` (a recreated database starts without them).
+    pub(crate) fn persist(&self, store: &mut Store) -> Result<(), crate::error::StorageError> {
+        for purpose in Purpose::ALL {
+            let value = if self.granted(purpose) {
+                "granted"
+            } else {
+                "denied"
+            };
+            store.set_meta(purpose.meta_key(), value)?;
+        }
+        Ok(())
+    }
+
     fn set(&self, purpose: Purpose, granted: bool) {
         self.flags[purpose.index()].store(granted, Ordering::SeqCst);
     }

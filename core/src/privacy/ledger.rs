@@ -185,6 +185,39 @@ pub(crate) fn charge(
     Ok(Ok(spent_at(tx, clock)?))
 }
 
+/// Charges the whole of every budget at once: the database holding the ledger was damaged and
+/// recreated, so what was spent before is unknown and must be assumed spent. Private releases
+/// resume when the windows have passed (7 days for epsilon, 1 day for rho).
+pub(crate) fn assume_spent(
+    conn: &mut Connection,
+    budget: &Budget,
+    now_ms: i64,
+) -> Result<(), StorageError> {
+    let tx = conn.transaction()?;
+    let clock = advance_clock(&tx, now_ms)?;
+    for (measure, amount) in [
+        (
+            "epsilon",
+            budget.epsilon_per_week.max(budget.epsilon_per_day),
+        ),
+        ("rho", budget.rho_per_day),
+    ] {
+        tx.execute(
+            "INSERT INTO privacy_releases (id, charged_ms, channel, measure, amount, outline)
+             VALUES (?1, ?2, 'ledger:recovered', ?3, ?4, ?5)",
+            params![
+                uuid::Uuid::new_v4().simple().to_string(),
+                clock,
+                measure,
+                amount,
+                "nothing was sent: the ledger was lost with a damaged database, so its budget is treated as spent"
+            ],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 /// Releases charged but not yet acknowledged by the server: `(id, channel, payload)`, oldest
 /// first.
 pub(crate) fn unsent(conn: &Connection) -> Result<Vec<(String, String, Vec<u8>)>, StorageError> {
@@ -366,6 +399,17 @@ mod tests {
         let spent = spent(&conn, t - 2 * DAY_MS).unwrap();
         assert_eq!(spent.clock_ms, t);
         assert!((spent.epsilon_day - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_lost_ledger_is_assumed_spent_for_a_week() {
+        let mut conn = db();
+        let t = 1_000 * DAY_MS;
+        assume_spent(&mut conn, &BUDGET, t).unwrap();
+        let refused = release(&mut conn, "a", Cost::Epsilon(0.1), t + DAY_MS + 1).unwrap_err();
+        assert!(refused.0.contains("7 days"), "{}", refused.0);
+        release(&mut conn, "r", Cost::Rho(0.1), t + DAY_MS + 1).unwrap();
+        release(&mut conn, "b", Cost::Epsilon(0.1), t + 7 * DAY_MS + 1).unwrap();
     }
 
     #[test]

@@ -556,11 +556,18 @@ impl Writer {
                 log::error!("starling: database corrupt while in use ({e}); recreating it");
                 let (mut store, _) = Store::reopen_after_corruption(&self.config.data_dir)?;
                 store.tally = std::mem::take(&mut self.store.tally);
+                store.keep_events = std::sync::Arc::clone(&self.store.keep_events);
                 self.store = store;
                 self.signals_rewrite = true;
                 if self.shared.consent.load(Ordering::SeqCst) {
                     self.store.set_meta("consent", "granted")?;
                 }
+                self.shared.purposes.persist(&mut self.store)?;
+                crate::privacy::ledger::assume_spent(
+                    self.store.connection(),
+                    &self.config.privacy.budget,
+                    now_ms(),
+                )?;
                 Ok(op(&mut self.store)?)
             }
             Err(e) => {
