@@ -164,7 +164,7 @@ pub(crate) fn run(
         version: loaded.release.version,
         examples: examples.min(u64::from(u32::MAX)) as u32,
     };
-    match transport.post(&path(task, "checkin"), &check_in.encode_to_vec()) {
+    match transport.exchange(&path(task, "checkin"), &check_in.encode_to_vec()) {
         Ok((200, body)) => match CheckInAnswer::decode(body.as_slice()) {
             Ok(answer) => {
                 report.admitted = Some(answer.admitted);
@@ -246,7 +246,7 @@ fn send(
     payload: &[u8],
     report: &mut LearningSyncReport,
 ) -> Result<bool> {
-    let (new_state, outcome) = match transport.post(&path(task, "updates"), payload) {
+    let (new_state, outcome) = match transport.exchange(&path(task, "updates"), payload) {
         Ok((200, body)) => {
             let status = UpdateReceipt::decode(body.as_slice())
                 .map(|r| r.status)

@@ -39,8 +39,8 @@ public enum StarlingError: Error, LocalizedError, Sendable, Hashable {
     case notFound(reason: String)
 
     /// A bandit refused its input: a context of the wrong length or with a number that is not
-    /// finite, or a reward outside the range its policy learns from; or a learning example or
-    /// task that does not fit its model.
+    /// finite, or a reward outside the range its policy learns from; a learning example or
+    /// task that does not fit its model; or a private release's parameters.
     case invalidArgument(reason: String)
 
     /// A bug inside Starling, caught before it could reach the app. Please report it with the

@@ -62,8 +62,8 @@ public sealed class StarlingException(
 
     /**
      * A bandit refused its input: a context of the wrong length or with a number that is not
-     * finite, or a reward outside the range its policy learns from; or a learning example or task
-     * that does not fit its model. [reason] says which.
+     * finite, or a reward outside the range its policy learns from; a learning example or task
+     * that does not fit its model; or a private release's parameters. [reason] says which.
      */
     public class InvalidArgument(reason: String) : StarlingException(reason)
 
