@@ -121,7 +121,7 @@ async fn estimate_handler(
         .iter()
         .filter_map(|b| PrivateReport::decode(b.as_slice()).ok())
         .collect();
-    // TODO: contributors are counted by release id, one per device, report and day; without
+    // Contributors are counted by release id, one per device, report and day; without
     // device attestation a device that resets its data can contribute twice to one day, which
     // lets it count double in the estimate and toward the minimum.
     let min = state.config.private_min_devices as usize;
