@@ -44,6 +44,7 @@ pub use capture::{Event, InvalidEvent, Limits, Value};
 pub use config::Config;
 pub use error::{Error, Result};
 pub use signals::{PropertyFilter, SessionMeasure, SignalKind, SignalSpec, Signals, Trend};
+pub use signals::{SessionState, DEFAULT_SESSION_MAX_LENGTH_MS, DEFAULT_SESSION_TIMEOUT_MS};
 pub use sync::SyncReport;
 
 use storage::store::{NewEvent, Store};
