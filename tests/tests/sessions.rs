@@ -42,8 +42,11 @@ fn view(device: &Starling, time_ms: i64) {
     device.track(Event::new("screen_view").at(time_ms)).unwrap();
 }
 
-/// The session events the server stored, as `(name, time, signal, duration, events)`.
-fn session_events(events: &[StoredEvent]) -> Vec<(String, i64, String, Option<i64>, Option<i64>)> {
+/// A session event as `(name, time, signal, duration_ms, events)`.
+type SessionEvent = (String, i64, String, Option<i64>, Option<i64>);
+
+/// The session events the server stored.
+fn session_events(events: &[StoredEvent]) -> Vec<SessionEvent> {
     events
         .iter()
         .filter(|e| e.name.starts_with("starling.session_"))
@@ -59,11 +62,11 @@ fn session_events(events: &[StoredEvent]) -> Vec<(String, i64, String, Option<i6
         .collect()
 }
 
-fn start(t: i64) -> (String, i64, String, Option<i64>, Option<i64>) {
+fn start(t: i64) -> SessionEvent {
     (START.into(), t, "visits".into(), None, None)
 }
 
-fn end(last: i64, duration: i64, events: i64) -> (String, i64, String, Option<i64>, Option<i64>) {
+fn end(last: i64, duration: i64, events: i64) -> SessionEvent {
     (
         END.into(),
         last,
@@ -128,7 +131,11 @@ fn session_boundaries_reach_the_server_exactly_once_across_a_restart() {
         ],
         "one event per boundary, none for the signal without the opt-in"
     );
-    assert_eq!(stored.len(), 7 + 5, "the tracked views and the session events");
+    assert_eq!(
+        stored.len(),
+        7 + 5,
+        "the tracked views and the session events"
+    );
     let diagnostics = device.diagnostics().unwrap();
     assert_eq!(diagnostics.events_sent, 7 + 5);
 
@@ -182,7 +189,10 @@ fn without_consent_no_session_event_is_recorded() {
         Err(Error::NoConsent)
     ));
     device.flush().unwrap();
-    assert_eq!(device.signals().session("visits"), Some(SessionState::default()));
+    assert_eq!(
+        device.signals().session("visits"),
+        Some(SessionState::default())
+    );
 
     device.set_consent(true).unwrap();
     view(&device, t0 + 200 * MINUTE);
@@ -196,4 +206,146 @@ fn without_consent_no_session_event_is_recorded() {
     );
     assert_eq!(stored.len(), 2);
     device.close().unwrap();
+}
+
+const FULL_DISK_CHILD_DIR: &str = "STARLING_SESSIONS_FULL_DISK_CHILD_DIR";
+
+/// One tick every 2 s from `t0`: with a 1 s timeout each tick ends a session and starts one.
+fn full_disk_signals() -> Vec<SignalSpec> {
+    vec![SignalSpec::new(
+        "ticks",
+        starling_core::SignalKind::Session {
+            event: None,
+            timeout_ms: 1_000,
+            max_length_ms: 60_000,
+            measure: SessionMeasure::Count,
+            emit_events: true,
+        },
+    )]
+}
+
+/// The child of the test below: tracks ticks while its file-size limit makes commits fail,
+/// then lifts the limit; does nothing unless started by that test.
+#[test]
+fn full_disk_child() {
+    let Ok(dir) = std::env::var(FULL_DISK_CHILD_DIR) else {
+        return;
+    };
+    let t0: i64 = std::env::var("T0").unwrap().parse().unwrap();
+    // SAFETY: setting a signal disposition to "ignore", so that EFBIG is an error.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    let set_limit = |bytes: u64| {
+        let limit = libc::rlimit {
+            rlim_cur: bytes as libc::rlim_t,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: plain syscall on a stack value.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &limit) }, 0);
+    };
+    let mut config = starling_core::Config::new(&dir);
+    config.flush_interval_ms = 20;
+    config.signals = full_disk_signals();
+    let device = open_device(config);
+    let mut n = 0i64;
+    let mut track = |count: i64| {
+        for _ in 0..count {
+            let event = Event::new("tick")
+                .with("padding", "x".repeat(200))
+                .at(t0 + 2_000 * n);
+            device.track(event).unwrap();
+            n += 1;
+        }
+        n
+    };
+    track(20);
+    device.flush().unwrap();
+    let path = Path::new(&dir).join(starling_core::DATABASE_FILE);
+    let largest = ["", "-wal"]
+        .iter()
+        .filter_map(|s| std::fs::metadata(format!("{}{s}", path.display())).ok())
+        .map(|m| m.len())
+        .max()
+        .unwrap();
+    set_limit(largest + 16 * 1024);
+    let mut failures = 0;
+    for _ in 0..30 {
+        track(100);
+        if device.flush().is_err() {
+            failures += 1;
+        }
+    }
+    assert!(failures > 0, "the disk never filled");
+    set_limit(u64::MAX >> 1);
+    let total = track(5);
+    device.flush().unwrap();
+    let diagnostics = device.diagnostics().unwrap();
+    assert_eq!(diagnostics.events_dropped_unwritable, 0);
+    println!("DONE {total}");
+}
+
+#[test]
+fn failed_commits_record_each_session_boundary_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = t0();
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "full_disk_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(FULL_DISK_CHILD_DIR, dir.path())
+        .env("T0", t0.to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let total: i64 = stdout
+        .lines()
+        .find_map(|l| {
+            l.rsplit_once("DONE ")
+                .and_then(|(_, n)| n.trim().parse().ok())
+        })
+        .expect("child finished");
+
+    let server = TestServer::start();
+    let mut config = device_config(dir.path(), &server.url());
+    config.signals = full_disk_signals();
+    let device = open_device(config);
+    sync_until_drained(&device, Duration::from_secs(30));
+    let stored = server.device_events(&device.device_id().unwrap());
+    let times = |name: &str| -> Vec<i64> {
+        let mut times: Vec<i64> = stored
+            .iter()
+            .filter(|e| e.name == name)
+            .map(|e| e.time_ms)
+            .collect();
+        times.sort();
+        times
+    };
+    let ticks: Vec<i64> = (0..total).map(|i| t0 + 2_000 * i).collect();
+    assert_eq!(times("tick"), ticks);
+    let (starts, ends) = (times(START), times(END));
+    assert_eq!(
+        (starts.len(), ends.len()),
+        (ticks.len(), ticks.len() - 1),
+        "session events recorded twice or missing"
+    );
+    assert_eq!(starts, ticks, "one start per tick, none twice");
+    assert_eq!(
+        ends,
+        ticks[..ticks.len() - 1],
+        "one end per tick but the last"
+    );
+    assert!(
+        stored
+            .iter()
+            .filter(|e| e.name == END)
+            .all(|e| int_property(e, "events") == Some(1)
+                && int_property(e, "duration_ms") == Some(0))
+    );
 }

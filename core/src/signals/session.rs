@@ -167,7 +167,12 @@ impl Sessions {
     }
 
     /// Where the signal stands at `watermark_ms`.
-    pub(crate) fn state(&self, watermark_ms: i64, timeout_ms: u64, max_length_ms: u64) -> SessionState {
+    pub(crate) fn state(
+        &self,
+        watermark_ms: i64,
+        timeout_ms: u64,
+        max_length_ms: u64,
+    ) -> SessionState {
         let run = self.run(timeout_ms, max_length_ms);
         let open = run.events > 0 && (watermark_ms - run.last_ms) as u64 <= timeout_ms;
         let any = run.events > 0;
@@ -247,7 +252,10 @@ mod tests {
     #[test]
     fn the_lifecycle_crosses_each_boundary_once_in_time_order() {
         let mut s = Sessions::default();
-        assert_eq!(both(&mut s, 0, 100, 1000), vec![Boundary::Start { time_ms: 0 }]);
+        assert_eq!(
+            both(&mut s, 0, 100, 1000),
+            vec![Boundary::Start { time_ms: 0 }]
+        );
         assert!(both(&mut s, 50, 100, 1000).is_empty());
         assert!(both(&mut s, 150, 100, 1000).is_empty());
         // More than the timeout after the last event: the session ends, another starts.
@@ -334,9 +342,12 @@ mod tests {
         let mut s = Sessions::default();
         s.add(0, -1000, 100, 10_000);
         s.add(50, -1000, 100, 10_000);
-        let stored: Sessions =
-            serde_json::from_str(&serde_json::to_string(&s).unwrap().replace(",\"lifecycle\":null", ""))
-                .unwrap();
+        let stored: Sessions = serde_json::from_str(
+            &serde_json::to_string(&s)
+                .unwrap()
+                .replace(",\"lifecycle\":null", ""),
+        )
+        .unwrap();
         let mut s = stored;
         assert!(s.follow(80, 100, 10_000).is_empty());
         assert_eq!(

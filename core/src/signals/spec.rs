@@ -315,7 +315,10 @@ mod tests {
         else {
             panic!("not a session signal: {spec:?}");
         };
-        assert_eq!((event, *timeout_ms, *max_length_ms), (&None, 1_800_000, 14_400_000));
+        assert_eq!(
+            (event, *timeout_ms, *max_length_ms),
+            (&None, 1_800_000, 14_400_000)
+        );
         assert!(!emit_events);
     }
 
@@ -328,7 +331,10 @@ mod tests {
             "Session { event: None, timeout_ms: 1800000, max_length_ms: 14400000, \
              measure: CurrentEvents }"
         );
-        assert_eq!(plain.clone().with_session_events().fingerprint(), plain.fingerprint());
+        assert_eq!(
+            plain.clone().with_session_events().fingerprint(),
+            plain.fingerprint()
+        );
         let shorter = SignalSpec::new(
             "s",
             SignalKind::Session {
