@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::ema::Ema;
 use super::heavy::HeavyHitters;
 use super::hll::HyperLogLog;
-use super::session::{Boundary, Sessions};
+use super::session::{self, Boundary, Sessions};
 use super::spec::{self, SignalKind, SignalSpec};
 use super::surge::{Surge, SurgeParams};
 use super::window::WindowedCount;
@@ -382,8 +382,9 @@ impl Engine {
                     },
                     State::Session(s),
                 ) => {
-                    sessions.push((spec.name.clone(), s.state(w, *timeout_ms, *max_length_ms)));
-                    s.value(w, *timeout_ms, *max_length_ms, *measure)
+                    let state = s.state(w, *timeout_ms, *max_length_ms);
+                    sessions.push((spec.name.clone(), state));
+                    session::measure_of(&state, *measure)
                 }
                 (SignalKind::Surge { threshold_z, .. }, State::Surge(s)) => {
                     let z = s.z();

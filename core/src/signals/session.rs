@@ -194,6 +194,7 @@ impl Sessions {
     }
 
     /// The measure at `watermark_ms`.
+    #[cfg(test)]
     pub(crate) fn value(
         &self,
         watermark_ms: i64,
@@ -201,14 +202,22 @@ impl Sessions {
         max_length_ms: u64,
         measure: SessionMeasure,
     ) -> f64 {
-        let run = self.run(timeout_ms, max_length_ms);
-        let open = run.events > 0 && (watermark_ms - run.last_ms) as u64 <= timeout_ms;
-        match measure {
-            SessionMeasure::Count => run.sessions as f64,
-            SessionMeasure::CurrentLengthMs if open => (run.last_ms - run.start_ms) as f64,
-            SessionMeasure::CurrentEvents if open => run.events as f64,
-            _ => 0.0,
+        measure_of(
+            &self.state(watermark_ms, timeout_ms, max_length_ms),
+            measure,
+        )
+    }
+}
+
+/// A measure read off a session state.
+pub(crate) fn measure_of(state: &SessionState, measure: SessionMeasure) -> f64 {
+    match (measure, state.start_ms, state.last_event_ms) {
+        (SessionMeasure::Count, _, _) => (state.completed + u64::from(state.open)) as f64,
+        (SessionMeasure::CurrentLengthMs, Some(start), Some(last)) if state.open => {
+            (last - start) as f64
         }
+        (SessionMeasure::CurrentEvents, _, _) if state.open => state.events as f64,
+        _ => 0.0,
     }
 }
 
