@@ -53,6 +53,9 @@ pub enum SignalKindDefinition {
         max_length_ms: u64,
         /// What the signal's value is.
         measure: SessionMeasureDefinition,
+        /// Record `starling.session_start` and `starling.session_end` events at its
+        /// boundaries, stored and sent like tracked events.
+        emit_events: bool,
     },
     /// Surge and drop detection on the rate of `event`: z-score against an EMA baseline.
     Surge {
@@ -130,10 +133,12 @@ impl From<SignalDefinition> for SignalSpec {
                 timeout_ms,
                 max_length_ms,
                 measure,
+                emit_events,
             } => SignalKind::Session {
                 event,
                 timeout_ms,
                 max_length_ms,
+                emit_events,
                 measure: match measure {
                     SessionMeasureDefinition::Count => SessionMeasure::Count,
                     SessionMeasureDefinition::CurrentLengthMs => SessionMeasure::CurrentLengthMs,
@@ -189,6 +194,39 @@ pub struct SignalValue {
     /// For a heavy-hitters signal, the most frequent values with their estimated counts,
     /// most frequent first.
     pub top: Vec<RankedValue>,
+    /// For a session signal, where its lifecycle stands.
+    pub session: Option<SessionState>,
+}
+
+/// Where a session signal stands, as of the watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct SessionState {
+    /// Whether the latest session is still open.
+    pub open: bool,
+    /// Time of its first event, Unix epoch ms; none before any event.
+    pub start_ms: Option<i64>,
+    /// Time of its last event, Unix epoch ms; none before any event.
+    pub last_event_ms: Option<i64>,
+    /// Events in it.
+    pub events: u64,
+    /// Sessions that have ended.
+    pub completed: u64,
+}
+
+/// A session signal over every event with the core's default timeout (30 minutes) and
+/// maximum length (4 hours), recording no session events.
+#[uniffi::export]
+pub fn default_session_signal(name: String, measure: SessionMeasureDefinition) -> SignalDefinition {
+    SignalDefinition {
+        name,
+        kind: SignalKindDefinition::Session {
+            event: None,
+            timeout_ms: starling_core::DEFAULT_SESSION_TIMEOUT_MS,
+            max_length_ms: starling_core::DEFAULT_SESSION_MAX_LENGTH_MS,
+            measure,
+            emit_events: false,
+        },
+    }
 }
 
 /// A value and its estimated count.
@@ -400,6 +438,13 @@ impl Starling {
                             count: *count,
                         })
                         .collect(),
+                    session: snapshot.session(name).map(|s| SessionState {
+                        open: s.open,
+                        start_ms: s.start_ms,
+                        last_event_ms: s.last_event_ms,
+                        events: s.events,
+                        completed: s.completed,
+                    }),
                 })
                 .collect();
             Ok(SignalSnapshot {

@@ -49,6 +49,7 @@ pub use privacy::{
     Budget, PrivacyConfig, Purpose, Receipt, ReportKind, ReportSpec, ReportsOutcome, Spent,
 };
 pub use signals::{PropertyFilter, SessionMeasure, SignalKind, SignalSpec, Signals, Trend};
+pub use signals::{SessionState, DEFAULT_SESSION_MAX_LENGTH_MS, DEFAULT_SESSION_TIMEOUT_MS};
 pub use sync::SyncReport;
 
 use storage::store::{NewEvent, Store};

@@ -103,6 +103,7 @@ fn signal(d: &SignalDefinition) -> Result<SignalSpec, String> {
                 "current_events" => SessionMeasure::CurrentEvents,
                 other => return Err(format!("unknown session measure {other:?}")),
             },
+            emit_events: false,
         },
         Kind::Surge(s) => SignalKind::Surge {
             event: s.event.clone(),

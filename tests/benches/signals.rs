@@ -96,6 +96,7 @@ fn fifty_signals() -> Vec<SignalSpec> {
                     timeout_ms: 30 * MINUTE_MS,
                     max_length_ms: 4 * 60 * MINUTE_MS,
                     measure,
+                    emit_events: false,
                 },
             ));
         }

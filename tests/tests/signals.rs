@@ -30,6 +30,7 @@ fn signals() -> Vec<SignalSpec> {
                 timeout_ms: 30 * MINUTE_MS,
                 max_length_ms: 4 * 60 * MINUTE_MS,
                 measure: SessionMeasure::Count,
+                emit_events: false,
             },
         ),
         SignalSpec::new(

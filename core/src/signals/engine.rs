@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::ema::Ema;
 use super::heavy::HeavyHitters;
 use super::hll::HyperLogLog;
-use super::session::Sessions;
+use super::session::{self, Boundary, Sessions};
 use super::spec::{self, SignalKind, SignalSpec};
 use super::surge::{Surge, SurgeParams};
 use super::window::WindowedCount;
@@ -81,6 +81,9 @@ pub(crate) struct Engine {
     states: Vec<State>,
     /// States changed since the last [`Engine::rows`].
     dirty: Vec<bool>,
+    /// Session boundaries crossed since the last [`Engine::take_session_events`], by signals
+    /// that record them: `(signal index, boundary)`.
+    boundaries: Vec<(usize, Boundary)>,
 }
 
 impl Engine {
@@ -119,6 +122,7 @@ impl Engine {
             progress: Progress::default(),
             states,
             dirty,
+            boundaries: Vec::new(),
         }
     }
 
@@ -235,12 +239,17 @@ impl Engine {
                         event: name,
                         timeout_ms,
                         max_length_ms,
+                        emit_events,
                         ..
                     },
                     State::Session(s),
                 ) => {
                     if name.as_ref().is_some_and(|n| n != event.name) {
                         continue;
+                    }
+                    let crossed = s.follow(t, *timeout_ms, *max_length_ms);
+                    if *emit_events {
+                        self.boundaries.extend(crossed.into_iter().map(|b| (i, b)));
                     }
                     s.add(t, cutoff, *timeout_ms, *max_length_ms)
                 }
@@ -336,6 +345,7 @@ impl Engine {
         let w = self.progress.watermark_ms.unwrap_or(0);
         let mut trends = Vec::new();
         let mut heavy = Vec::new();
+        let mut sessions = Vec::new();
         let values = self
             .specs
             .iter()
@@ -371,7 +381,11 @@ impl Engine {
                         ..
                     },
                     State::Session(s),
-                ) => s.value(w, *timeout_ms, *max_length_ms, *measure),
+                ) => {
+                    let state = s.state(w, *timeout_ms, *max_length_ms);
+                    sessions.push((spec.name.clone(), state));
+                    session::measure_of(&state, *measure)
+                }
                 (SignalKind::Surge { threshold_z, .. }, State::Surge(s)) => {
                     let z = s.z();
                     let trend = if z >= *threshold_z {
@@ -400,6 +414,7 @@ impl Engine {
             values,
             trends,
             heavy,
+            sessions,
             progress: self.progress,
         }
     }
@@ -420,6 +435,50 @@ impl Engine {
             })
             .collect();
         SignalRows { progress, states }
+    }
+}
+
+/// Name of the event recorded when a session starts.
+pub const SESSION_START_EVENT: &str = "starling.session_start";
+
+/// Name of the event recorded when a session ends.
+pub const SESSION_END_EVENT: &str = "starling.session_end";
+
+/// One session event to record: `(name, time_ms, properties)`.
+pub(crate) type SessionEvent = (&'static str, i64, Vec<(String, Value)>);
+
+impl Engine {
+    /// The events of the session boundaries crossed since the last call, in the order they
+    /// were crossed. A start is timed at its first event; an end at the session's last event,
+    /// with its `duration_ms` (first to last event) and `events`.
+    pub(crate) fn take_session_events(&mut self) -> Vec<SessionEvent> {
+        let specs = Arc::clone(&self.specs);
+        self.boundaries
+            .drain(..)
+            .map(|(i, boundary)| {
+                let signal = ("signal".to_owned(), Value::String(specs[i].name.clone()));
+                match boundary {
+                    Boundary::Start { time_ms } => (SESSION_START_EVENT, time_ms, vec![signal]),
+                    Boundary::End {
+                        start_ms,
+                        last_ms,
+                        events,
+                    } => (
+                        SESSION_END_EVENT,
+                        last_ms,
+                        vec![
+                            signal,
+                            ("start_ms".to_owned(), Value::Int(start_ms)),
+                            ("duration_ms".to_owned(), Value::Int(last_ms - start_ms)),
+                            (
+                                "events".to_owned(),
+                                Value::Int(i64::try_from(events).unwrap_or(i64::MAX)),
+                            ),
+                        ],
+                    ),
+                }
+            })
+            .collect()
     }
 }
 

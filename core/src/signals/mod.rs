@@ -22,7 +22,11 @@ mod proptests;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub use spec::{PropertyFilter, SessionMeasure, SignalKind, SignalSpec};
+pub use session::SessionState;
+pub use spec::{
+    PropertyFilter, SessionMeasure, SignalKind, SignalSpec, DEFAULT_SESSION_MAX_LENGTH_MS,
+    DEFAULT_SESSION_TIMEOUT_MS,
+};
 
 use crate::error::{Error, Result};
 
@@ -48,6 +52,7 @@ pub struct Signals {
     values: Vec<f64>,
     trends: Vec<(String, Trend)>,
     heavy: Vec<(String, Vec<(String, f64)>)>,
+    sessions: Vec<(String, SessionState)>,
     progress: engine::Progress,
 }
 
@@ -91,6 +96,15 @@ impl Signals {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, top)| top.as_slice())
+    }
+
+    /// Where the session signal called `name` stands: its latest session and how many ended;
+    /// `None` for other kinds or unknown names.
+    pub fn session(&self, name: &str) -> Option<SessionState> {
+        self.sessions
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, state)| *state)
     }
 
     /// The largest event time applied so far (Unix ms): the time the values refer to.

@@ -80,6 +80,7 @@ fn specs() -> Vec<SignalSpec> {
                 timeout_ms: 300,
                 max_length_ms: 2_500,
                 measure,
+                emit_events: i == 0,
             },
         ));
     }

@@ -26,6 +26,12 @@ pub struct PropertyFilter {
     pub value: Value,
 }
 
+/// Default inactivity that ends a session: 30 minutes, in ms.
+pub const DEFAULT_SESSION_TIMEOUT_MS: u64 = 30 * 60 * 1000;
+
+/// Default longest session: 4 hours, in ms; longer runs of activity are split.
+pub const DEFAULT_SESSION_MAX_LENGTH_MS: u64 = 4 * 3600 * 1000;
+
 /// What one session signal reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -75,6 +81,10 @@ pub enum SignalKind {
         max_length_ms: u64,
         /// What the signal reports.
         measure: SessionMeasure,
+        /// Whether the SDK records a `starling.session_start` and a `starling.session_end`
+        /// event at each session boundary it detects, stored and sent like tracked events
+        /// (see `docs/signals.md`). Off by default.
+        emit_events: bool,
     },
     /// How unusual the rate of `event` is: the z-score of the latest complete bucket's count
     /// against an exponentially weighted baseline of earlier buckets.
@@ -131,6 +141,31 @@ impl SignalSpec {
         )
     }
 
+    /// A session signal over every event with the default timeout
+    /// ([`DEFAULT_SESSION_TIMEOUT_MS`], 30 min) and maximum length
+    /// ([`DEFAULT_SESSION_MAX_LENGTH_MS`], 4 h), recording no session events.
+    pub fn session(name: impl Into<String>, measure: SessionMeasure) -> Self {
+        Self::new(
+            name,
+            SignalKind::Session {
+                event: None,
+                timeout_ms: DEFAULT_SESSION_TIMEOUT_MS,
+                max_length_ms: DEFAULT_SESSION_MAX_LENGTH_MS,
+                measure,
+                emit_events: false,
+            },
+        )
+    }
+
+    /// The same session signal, recording `starling.session_start` and `starling.session_end`
+    /// events at its boundaries. Other kinds are returned unchanged.
+    pub fn with_session_events(mut self) -> Self {
+        if let SignalKind::Session { emit_events, .. } = &mut self.kind {
+            *emit_events = true;
+        }
+        self
+    }
+
     /// A signal of any kind.
     pub fn new(name: impl Into<String>, kind: SignalKind) -> Self {
         SignalSpec {
@@ -141,8 +176,24 @@ impl SignalSpec {
 
     /// A text that changes whenever the definition changes: persisted state is reused only
     /// when it was built by the same definition.
+    ///
+    /// Whether a session signal records events leaves its state unchanged (the lifecycle is
+    /// followed either way), so it is not part of the fingerprint: turning the events on or
+    /// off keeps the sessions counted so far.
     pub(crate) fn fingerprint(&self) -> String {
-        format!("{:?}", self.kind)
+        match &self.kind {
+            SignalKind::Session {
+                event,
+                timeout_ms,
+                max_length_ms,
+                measure,
+                emit_events: _,
+            } => format!(
+                "Session {{ event: {event:?}, timeout_ms: {timeout_ms:?}, \
+                 max_length_ms: {max_length_ms:?}, measure: {measure:?} }}"
+            ),
+            kind => format!("{kind:?}"),
+        }
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
@@ -248,5 +299,52 @@ mod tests {
             .validate()
             .is_err());
         assert!(SignalSpec::new("", count(60_000, None)).validate().is_err());
+    }
+
+    #[test]
+    fn a_default_session_has_the_documented_bounds_and_records_no_events() {
+        let spec = SignalSpec::session("s", SessionMeasure::Count);
+        assert!(spec.validate().is_ok());
+        let SignalKind::Session {
+            event,
+            timeout_ms,
+            max_length_ms,
+            emit_events,
+            ..
+        } = &spec.kind
+        else {
+            panic!("not a session signal: {spec:?}");
+        };
+        assert_eq!(
+            (event, *timeout_ms, *max_length_ms),
+            (&None, 1_800_000, 14_400_000)
+        );
+        assert!(!emit_events);
+    }
+
+    #[test]
+    fn session_events_keep_the_fingerprint_of_states_stored_before_them() {
+        let plain = SignalSpec::session("s", SessionMeasure::CurrentEvents);
+        // The text older versions derived from the kind, which persisted states carry.
+        assert_eq!(
+            plain.fingerprint(),
+            "Session { event: None, timeout_ms: 1800000, max_length_ms: 14400000, \
+             measure: CurrentEvents }"
+        );
+        assert_eq!(
+            plain.clone().with_session_events().fingerprint(),
+            plain.fingerprint()
+        );
+        let shorter = SignalSpec::new(
+            "s",
+            SignalKind::Session {
+                event: None,
+                timeout_ms: 60_000,
+                max_length_ms: 14_400_000,
+                measure: SessionMeasure::CurrentEvents,
+                emit_events: false,
+            },
+        );
+        assert_ne!(shorter.fingerprint(), plain.fingerprint());
     }
 }

@@ -20,6 +20,20 @@ use crate::error::{Error, Result, StorageError};
 use crate::signals::engine::{Engine, EventRef};
 use crate::{now_ms, Config, Diagnostics, Shared};
 
+/// The session events an engine has to record, encoded like tracked events.
+fn session_events(engine: &mut Engine) -> Vec<NewEvent> {
+    let recorded_ms = now_ms();
+    engine
+        .take_session_events()
+        .into_iter()
+        .map(|(name, time_ms, properties)| {
+            let mut event = crate::bandit::runtime::event(name, time_ms, &properties);
+            event.recorded_ms = recorded_ms;
+            event
+        })
+        .collect()
+}
+
 /// A reply channel for one command.
 pub(crate) type Reply<T> = Sender<Result<T>>;
 
@@ -337,8 +351,14 @@ impl Writer {
             self.deadline = None;
             return Ok(());
         }
-        let events = std::mem::take(&mut self.buffer);
-        let next = self.next_signals(&events);
+        let mut events = std::mem::take(&mut self.buffer);
+        let mut next = self.next_signals(&events);
+        // Session boundaries the group crossed are recorded with it, in the same transaction
+        // as the states that crossed them: each is recorded exactly once.
+        let tracked = events.len();
+        if let Some((engine, _)) = &mut next {
+            events.extend(session_events(engine));
+        }
         let rows = next.as_ref().map(|(_, rows)| rows);
         let rewrite_requested = self.signals_rewrite;
         let bandit_rows = std::mem::take(&mut self.bandit_rows);
@@ -366,7 +386,9 @@ impl Writer {
             }
             Err(e) => {
                 // Keep the events and the bandit rows and try again later, backing off. The
-                // states are encoded afresh at the next attempt.
+                // states are encoded afresh at the next attempt, and the session events with
+                // them.
+                events.truncate(tracked);
                 self.buffer = events;
                 let names: Vec<String> = bandit_rows
                     .states

@@ -51,10 +51,13 @@ extension Starling {
             case movingAverage(event: String, halfLife: TimeInterval, property: String? = nil)
 
             /// Sessions of activity (`event`, or any event when `nil`): a session ends after
-            /// `timeout` without events, or once it has lasted `maxLength`.
+            /// `timeout` without events, or once it has lasted `maxLength`. With `emitEvents`,
+            /// a `starling.session_start` and a `starling.session_end` event are recorded at
+            /// each boundary, stored and sent like tracked events.
             case session(
                 measure: SessionMeasure = .count, event: String? = nil,
-                timeout: TimeInterval = 30 * 60, maxLength: TimeInterval = 4 * 3600)
+                timeout: TimeInterval = 30 * 60, maxLength: TimeInterval = 4 * 3600,
+                emitEvents: Bool = false)
 
             /// How unusual the rate of `event` is: the z-score of the latest complete bucket of
             /// `bucket` against an exponentially weighted baseline of earlier buckets, with a
@@ -119,14 +122,17 @@ extension Starling {
             Signal(name, .movingAverage(event: event, halfLife: halfLife, property: property))
         }
 
-        /// A ``Kind/session(measure:event:timeout:maxLength:)`` signal.
+        /// A ``Kind/session(measure:event:timeout:maxLength:emitEvents:)`` signal.
         public static func session(
             _ name: String, measure: SessionMeasure = .count, event: String? = nil,
-            timeout: TimeInterval = 30 * 60, maxLength: TimeInterval = 4 * 3600
+            timeout: TimeInterval = 30 * 60, maxLength: TimeInterval = 4 * 3600,
+            emitEvents: Bool = false
         ) -> Signal {
             Signal(
                 name,
-                .session(measure: measure, event: event, timeout: timeout, maxLength: maxLength))
+                .session(
+                    measure: measure, event: event, timeout: timeout, maxLength: maxLength,
+                    emitEvents: emitEvents))
         }
 
         /// A ``Kind/surge(event:bucket:baselineHalfLifeBuckets:warmupBuckets:thresholdZ:)``
@@ -180,10 +186,11 @@ extension Starling {
             case .movingAverage(let event, let halfLife, let property):
                 ffiKind = .movingAverage(
                     event: event, property: property, halfLifeMs: try ms(halfLife, "halfLife"))
-            case .session(let measure, let event, let timeout, let maxLength):
+            case .session(let measure, let event, let timeout, let maxLength, let emitEvents):
                 ffiKind = .session(
                     event: event, timeoutMs: try ms(timeout, "timeout"),
-                    maxLengthMs: try ms(maxLength, "maxLength"), measure: measure.ffiMeasure)
+                    maxLengthMs: try ms(maxLength, "maxLength"), measure: measure.ffiMeasure,
+                    emitEvents: emitEvents)
             case .surge(let event, let bucket, let halfLife, let warmup, let threshold):
                 ffiKind = .surge(
                     event: event, bucketMs: try ms(bucket, "bucket"),
@@ -262,6 +269,13 @@ extension Starling {
             try signal(name).topValues
         }
 
+        /// Where the session signal called `name` stands; `nil` for a signal of another kind.
+        ///
+        /// - Throws: ``StarlingError/notFound(reason:)`` if no signal has that name.
+        public func session(_ name: String) throws(StarlingError) -> SessionState? {
+            try signal(name).session
+        }
+
         private func signal(_ name: String) throws(StarlingError) -> SignalValue {
             guard let value = values.first(where: { $0.name == name }) else {
                 throw .notFound(reason: "no signal called \"\(name)\" is defined")
@@ -273,7 +287,8 @@ extension Starling {
             values = s.values.map { v in
                 SignalValue(
                     name: v.name, value: v.value, trend: v.trend.map(SignalTrend.init),
-                    topValues: v.top.map { RankedValue(value: $0.value, count: $0.count) })
+                    topValues: v.top.map { RankedValue(value: $0.value, count: $0.count) },
+                    session: v.session.map(SessionState.init))
             }
             watermark = s.watermarkMs.map { Date(timeIntervalSince1970: Double($0) / 1000) }
             eventsApplied = Int(clamping: s.eventsApplied)
@@ -293,6 +308,38 @@ extension Starling {
         public let trend: SignalTrend?
         /// For a heavy-hitters signal, its values, most frequent first; empty for the others.
         public let topValues: [RankedValue]
+        /// For a session signal, where its lifecycle stands; `nil` for the other kinds.
+        public var session: SessionState? = nil
+    }
+
+    /// Where a session signal stands, as of the snapshot's watermark.
+    public struct SessionState: Sendable, Hashable {
+        /// Whether the latest session is still open (its last event is within the timeout).
+        public let open: Bool
+        /// Time of the latest session's first event; `nil` before any event.
+        public let start: Date?
+        /// Time of the latest session's last event; `nil` before any event.
+        public let lastEvent: Date?
+        /// Events in the latest session.
+        public let events: Int
+        /// Sessions that have ended.
+        public let completed: Int
+
+        /// A session state from its parts.
+        public init(open: Bool, start: Date?, lastEvent: Date?, events: Int, completed: Int) {
+            self.open = open
+            self.start = start
+            self.lastEvent = lastEvent
+            self.events = events
+            self.completed = completed
+        }
+
+        init(_ s: StarlingFFI.SessionState) {
+            let date = { (ms: Int64) in Date(timeIntervalSince1970: Double(ms) / 1000) }
+            self.init(
+                open: s.open, start: s.startMs.map(date), lastEvent: s.lastEventMs.map(date),
+                events: Int(clamping: s.events), completed: Int(clamping: s.completed))
+        }
     }
 
     /// Where a surge signal stands.

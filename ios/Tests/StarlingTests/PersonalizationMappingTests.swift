@@ -23,7 +23,11 @@ final class PersonalizationMappingTests: XCTestCase {
             try Starling.Signal.session("length", measure: .currentLengthMs).ffiSignal().kind,
             .session(
                 event: nil, timeoutMs: 1_800_000, maxLengthMs: 14_400_000,
-                measure: .currentLengthMs))
+                measure: .currentLengthMs, emitEvents: false))
+        // The SDK's defaults are the core's.
+        XCTAssertEqual(
+            try Starling.Signal.session("s").ffiSignal(),
+            StarlingFFI.defaultSessionSignal(name: "s", measure: .count))
         XCTAssertEqual(
             try Starling.Signal.movingAverage("avg", event: "buy", halfLife: 0.25, property: "x")
                 .ffiSignal().kind,

@@ -77,6 +77,11 @@ final class SignalsTests: XCTestCase {
         XCTAssertEqual(s["sessions"], 2)
         XCTAssertEqual(s["session_length"], 20 * 60_000)
         XCTAssertEqual(s["screens_this_session"], 3)
+        XCTAssertEqual(
+            try s.session("sessions"),
+            Starling.SessionState(
+                open: true, start: now - 20 * minute, lastEvent: now, events: 5, completed: 1))
+        XCTAssertNil(try s.session("views_1h"), "only session signals have a session state")
         // No search ever: still warming up.
         XCTAssertEqual(s["search_surge"], 0)
         XCTAssertEqual(try s.trend("search_surge"), .steady)

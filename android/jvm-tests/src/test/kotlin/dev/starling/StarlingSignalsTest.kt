@@ -69,8 +69,13 @@ class StarlingSignalsTest {
             signals[1].copyName("views").toFfi(),
         )
         assertEquals(
-            FfiKind.Session(null, 1_800_000u, 14_400_000u, FfiMeasure.CURRENT_LENGTH_MS),
+            FfiKind.Session(null, 1_800_000u, 14_400_000u, FfiMeasure.CURRENT_LENGTH_MS, false),
             signals[5].toFfi().kind,
+        )
+        // The SDK's defaults are the core's.
+        assertEquals(
+            dev.starling.internal.defaultSessionSignal("s", FfiMeasure.COUNT),
+            SignalDefinition.Session("s").toFfi(),
         )
         assertEquals(FfiKind.Surge("search", 60_000u, 24.0, 24u, 3.0), signals[7].toFfi().kind)
         assertEquals(FfiKind.HeavyHitters("e", "p", 10u), SignalDefinition.HeavyHitters("h", "e", "p").toFfi().kind)
@@ -108,6 +113,8 @@ class StarlingSignalsTest {
             assertEquals(2.0, s["sessions"])
             assertEquals((20 * minute).toDouble(), s["session_length"])
             assertEquals(3.0, s["screens_this_session"])
+            assertEquals(SessionState(true, now - 20 * minute, now, 5, 1), s.session("sessions"))
+            assertNull(s.session("views_1h"), "only session signals have a session state")
             // No search ever: still warming up.
             assertEquals(0.0, s["search_surge"])
             assertEquals(SignalTrend.STEADY, s.trend("search_surge"))

@@ -78,6 +78,11 @@ public sealed class SignalDefinition {
         val timeoutMs: Long = DEFAULT_SESSION_TIMEOUT_MS,
         /** Longest session, in ms; longer activity is split. Default 4 hours. */
         val maxLengthMs: Long = DEFAULT_SESSION_MAX_LENGTH_MS,
+        /**
+         * Record a `starling.session_start` and a `starling.session_end` event at each boundary,
+         * stored and sent like tracked events. Default off.
+         */
+        val emitEvents: Boolean = false,
     ) : SignalDefinition()
 
     /**
@@ -166,6 +171,7 @@ public sealed class SignalDefinition {
                 timeoutMs = ms("timeoutMs", timeoutMs),
                 maxLengthMs = ms("maxLengthMs", maxLengthMs),
                 measure = measure.ffi,
+                emitEvents = emitEvents,
             )
             is Surge -> FfiKind.Surge(
                 event = event,

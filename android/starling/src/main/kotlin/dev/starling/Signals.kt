@@ -66,6 +66,14 @@ public data class SignalSnapshot(
     @Throws(StarlingException::class)
     public fun topValues(name: String): List<RankedValue> = require(name).topValues
 
+    /**
+     * Where the session signal called [name] stands, or `null` for a signal of another kind.
+     *
+     * @throws StarlingException.NotFound if no signal has that name.
+     */
+    @Throws(StarlingException::class)
+    public fun session(name: String): SessionState? = require(name).session
+
     /** Every signal's value by name, in [values] order. */
     public fun toMap(): Map<String, Double> = values.associate { it.name to it.value }
 
@@ -80,6 +88,9 @@ public data class SignalSnapshot(
                     value = v.value,
                     trend = v.trend?.let { SignalTrend.from(it) },
                     topValues = v.top.map { RankedValue(it.value, it.count) },
+                    session = v.session?.let {
+                        SessionState(it.open, it.startMs, it.lastEventMs, it.events.toLong(), it.completed.toLong())
+                    },
                 )
             },
             watermarkMs = s.watermarkMs,
@@ -103,6 +114,22 @@ public data class SignalValue(
     val trend: SignalTrend?,
     /** For a heavy-hitters signal, its values, most frequent first; empty for the other kinds. */
     val topValues: List<RankedValue>,
+    /** For a session signal, where its lifecycle stands; `null` for the other kinds. */
+    val session: SessionState? = null,
+)
+
+/** Where a session signal stands, as of the snapshot's watermark. */
+public data class SessionState(
+    /** Whether the latest session is still open (its last event is within the timeout). */
+    val open: Boolean,
+    /** Time of the latest session's first event, Unix epoch ms; `null` before any event. */
+    val startMs: Long?,
+    /** Time of the latest session's last event, Unix epoch ms; `null` before any event. */
+    val lastEventMs: Long?,
+    /** Events in the latest session. */
+    val events: Long,
+    /** Sessions that have ended. */
+    val completed: Long,
 )
 
 /** Where a surge signal stands. */
