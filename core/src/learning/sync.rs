@@ -10,10 +10,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use prost::Message;
-use starling_proto::v1::{CheckIn, CheckInAnswer, ErrorResponse, UpdateReceipt};
+use starling_proto::v1::{CheckIn, CheckInAnswer, ErrorResponse, ModelUpdate, UpdateReceipt};
 
 use super::store::{self, state};
-use super::{api, decode_release, with_db, Eligibility, TrainingReport};
+use super::{accounting, api, decode_release, with_db, Eligibility, TrainingReport};
 use crate::error::{Error, Result};
 use crate::sync::transport::{Fetched, Transport};
 use crate::{Inner, Starling};
@@ -105,9 +105,7 @@ pub(crate) fn run(
         .work
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    if !inner.shared.consent.load(Ordering::SeqCst) {
-        return Err(Error::NoConsent);
-    }
+    accounting::require(inner)?;
     let transport = inner.transport.as_ref().ok_or(Error::NoServer)?;
     let mut report = LearningSyncReport::default();
 
@@ -188,7 +186,21 @@ pub(crate) fn run(
         }
     }
 
-    let (training, payload) = api::train_round(inner, task, eligibility)?;
+    let (training, payload) = match api::train_round(inner, task, eligibility) {
+        Ok(built) => built,
+        // The budget is spent for now: nothing was stored, and the round goes on without
+        // this device. Not an error of the exchange.
+        Err(Error::BudgetExceeded(reason)) => (
+            TrainingReport {
+                skipped_reason: Some(format!("privacy budget exceeded: {reason}")),
+                round,
+                base_version: loaded.release.version,
+                ..Default::default()
+            },
+            None,
+        ),
+        Err(e) => return Err(e),
+    };
     let round = training.round;
     report.training = Some(training);
     if let Some(payload) = payload {
@@ -246,6 +258,9 @@ fn send(
     payload: &[u8],
     report: &mut LearningSyncReport,
 ) -> Result<bool> {
+    // Consent may have been withdrawn since the exchange began; the withdrawal deleted the
+    // stored updates, and none leaves after it.
+    accounting::require(inner)?;
     let (new_state, outcome) = match transport.exchange(&path(task, "updates"), payload) {
         Ok((200, body)) => {
             let status = UpdateReceipt::decode(body.as_slice())
@@ -272,8 +287,17 @@ fn send(
         }
     };
     let name = task.to_owned();
+    let release_id = ModelUpdate::decode(payload)
+        .map(|u| hex::encode(u.update_id))
+        .ok();
     with_db(inner, move |conn| {
-        store::mark_submission(conn, &name, round, new_state, &outcome)
+        let tx = conn.transaction()?;
+        store::mark_submission(&tx, &name, round, new_state, &outcome)?;
+        if let Some(id) = release_id {
+            accounting::mark_answered(&tx, &id, crate::now_ms())?;
+        }
+        tx.commit()?;
+        Ok(())
     })?;
     Ok(true)
 }
