@@ -34,6 +34,28 @@ pub(crate) fn require(inner: &Inner) -> Result<()> {
     }
 }
 
+/// Fails with [`Error::BudgetExceeded`] if an update of `task` (with its clip bound and device
+/// noise) could not be charged now, so that the device neither checks in nor trains for a round
+/// it cannot take part in. The charge when the update is stored still decides.
+pub(crate) fn check_affordable(
+    inner: &Inner,
+    task: &starling_proto::v1::LearningTask,
+) -> Result<()> {
+    let rho = super::update::device_rho(task.clip_norm, task.device_noise_multiplier)?;
+    if rho == 0.0 {
+        return Ok(());
+    }
+    let app_budget = inner.config.privacy.budget;
+    let refused = super::with_db(inner, move |conn| {
+        let budget = reports::effective_budget(conn, app_budget)?;
+        ledger::would_refuse(conn, &budget, Cost::Rho(rho), crate::now_ms())
+    })?;
+    match refused {
+        Some(reason) => Err(Error::BudgetExceeded(reason)),
+        None => Ok(()),
+    }
+}
+
 /// What a stored update costs and how the receipt describes it.
 pub(crate) struct Charge {
     /// The update's id, also the ledger release's id.

@@ -220,6 +220,8 @@ pub(crate) fn train_round(
         return skipped(format!("no model of task {task:?} has been downloaded"));
     };
     let spec = task_of(&loaded).clone();
+    // Before reading and training on the examples: a release the budget cannot take is refused.
+    accounting::check_affordable(inner, &spec)?;
     let params = spec.training.unwrap_or_default();
     let (round, base_version) = (loaded.release.round, loaded.release.version);
 

@@ -156,6 +156,22 @@ pub(crate) fn run(
         return finish(inner, task, report);
     }
 
+    // A device whose budget cannot take the round's update does not ask for a seat.
+    let spent = |reason: String| TrainingReport {
+        skipped_reason: Some(format!("privacy budget exceeded: {reason}")),
+        round,
+        base_version: loaded.release.version,
+        ..Default::default()
+    };
+    match accounting::check_affordable(inner, api::task_of(&loaded)) {
+        Ok(()) => {}
+        Err(Error::BudgetExceeded(reason)) => {
+            report.training = Some(spent(reason));
+            return finish(inner, task, report);
+        }
+        Err(e) => return Err(e),
+    }
+
     // Ask to take part before spending the battery on training.
     let check_in = CheckIn {
         device_id: inner.request(crate::storage::writer::Command::DeviceId)?,
@@ -190,15 +206,7 @@ pub(crate) fn run(
         Ok(built) => built,
         // The budget is spent for now: nothing was stored, and the round goes on without
         // this device. Not an error of the exchange.
-        Err(Error::BudgetExceeded(reason)) => (
-            TrainingReport {
-                skipped_reason: Some(format!("privacy budget exceeded: {reason}")),
-                round,
-                base_version: loaded.release.version,
-                ..Default::default()
-            },
-            None,
-        ),
+        Err(Error::BudgetExceeded(reason)) => (spent(reason), None),
         Err(e) => return Err(e),
     };
     let round = training.round;
