@@ -253,7 +253,9 @@ fn withdrawing_federated_learning_deletes_examples_and_stops_uploads_but_not_raw
 
     // Raw events are recorded and sent as before.
     for i in 0..5 {
-        device.track(Event::new("open").with("n", i as i64)).unwrap();
+        device
+            .track(Event::new("open").with("n", i as i64))
+            .unwrap();
     }
     device.flush().unwrap();
     let sent = sync_until_drained(&device, Duration::from_secs(10));

@@ -526,7 +526,11 @@ fn device_noise_is_recorded_with_each_update_and_accepted_by_the_server() {
     // z_d = 1.25: each update costs rho = 1 / (2 * 1.5625) = 0.32 on the device, within the
     // default daily rho budget (0.5).
     let asynchronous = r#"{"mode": "asynchronous", "buffer_size": 3, "max_staleness": 2}"#;
-    let mut definition = task("noisy", asynchronous, r#", "device_noise_multiplier": 1.25"#);
+    let mut definition = task(
+        "noisy",
+        asynchronous,
+        r#", "device_noise_multiplier": 1.25"#,
+    );
     definition.clip_norm = 1.0;
     let server = TestServer::start_with(|c| c.learning_tasks = vec![definition]);
     let mut rng = rand::rngs::StdRng::seed_from_u64(17);

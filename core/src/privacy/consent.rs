@@ -131,8 +131,9 @@ fn forget(inner: &Inner, purpose: Purpose) -> Result<()> {
         }
         Purpose::Personalization => inner.request(Command::ClearPersonalization)?,
         Purpose::FederatedLearning => {
-            let (examples, updates) =
-                on_writer(inner, |store| Ok(crate::learning::forget(store.connection())?))?;
+            let (examples, updates) = on_writer(inner, |store| {
+                Ok(crate::learning::forget(store.connection())?)
+            })?;
             log::info!(
                 "starling: federated learning withdrawn; deleted {examples} examples and {updates} unsent updates"
             );
