@@ -4,7 +4,9 @@
 //!
 //! An update is stored before its first upload and re-sent byte for byte until the server
 //! answers, so a device killed mid-round neither loses its update nor submits twice: the
-//! server recognises the update id.
+//! server recognises the update id. Its on-device noise was charged to the privacy ledger
+//! when it was stored (see `accounting`), so a resend costs no budget; every exchange needs
+//! consent for federated learning, checked again before each upload.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
