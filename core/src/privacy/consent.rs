@@ -9,7 +9,7 @@
 //! | raw events | uploading events; new events are no longer queued | queued events and batches |
 //! | private reports | tallying and sending reports | tallies and reports not yet sent (their budget stays spent) |
 //! | personalization | bandit decisions | signals, bandit states, pending decisions |
-//! | federated learning | (no learning component uses it yet) | nothing is kept for it |
+//! | federated learning | adding examples, training, check-in and uploading updates | examples and updates not yet sent (their budget stays spent) |
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -130,7 +130,14 @@ fn forget(inner: &Inner, purpose: Purpose) -> Result<()> {
             })?;
         }
         Purpose::Personalization => inner.request(Command::ClearPersonalization)?,
-        Purpose::FederatedLearning => {}
+        Purpose::FederatedLearning => {
+            let (examples, updates) = on_writer(inner, |store| {
+                Ok(crate::learning::forget(store.connection())?)
+            })?;
+            log::info!(
+                "starling: federated learning withdrawn; deleted {examples} examples and {updates} unsent updates"
+            );
+        }
     }
     Ok(())
 }

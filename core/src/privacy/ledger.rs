@@ -155,6 +155,17 @@ fn refusal(budget: &Budget, spent: &Spent, cost: Cost) -> Option<String> {
     })
 }
 
+/// Why a release costing `cost` would be refused now, if it would; writes nothing. The charge
+/// itself ([`charge`]) decides: this only lets a caller skip work whose release cannot fit.
+pub(crate) fn would_refuse(
+    conn: &Connection,
+    budget: &Budget,
+    cost: Cost,
+    now_ms: i64,
+) -> Result<Option<String>, StorageError> {
+    Ok(refusal(budget, &spent(conn, now_ms)?, cost))
+}
+
 /// Charges `release` against `budget` and stores it, inside `tx`; the caller commits, and sends
 /// the release only after the commit. A release that does not fit is refused and nothing is
 /// written but the clock.

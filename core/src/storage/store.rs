@@ -593,10 +593,9 @@ impl Store {
         tx.execute_batch(
             "DELETE FROM events; DELETE FROM batches; DELETE FROM pending_losses;
              DELETE FROM signal_state; DELETE FROM bandit_state; DELETE FROM decisions;
-             DELETE FROM bandit_contrib;
-             DELETE FROM learning_examples;
-             DELETE FROM learning_submissions WHERE state = 'pending';",
+             DELETE FROM bandit_contrib;",
         )?;
+        crate::learning::forget(&tx)?;
         tx.execute("DELETE FROM meta WHERE key = ?1", [SIGNALS_META_KEY])?;
         let deleted = (unsealed + batched) as u64;
         add_counter(&tx, counter::CONSENT_DELETED, deleted)?;
