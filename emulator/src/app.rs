@@ -14,9 +14,9 @@ use starling_core::{Config, SignalSpec, Starling};
 
 use crate::user::{AppEvent, Prop, CATEGORIES, LAYOUTS};
 
-/// The context-free bandit choosing the home layout at each session start.
+/// The context-free bandit choosing the layout of the list screens (home, feed).
 pub const LAYOUT_BANDIT: &str = "home_layout";
-/// The contextual bandit choosing the topic shown on each screen.
+/// The contextual bandit choosing the topic featured on the other screens.
 pub const TOPIC_BANDIT: &str = "screen_topic";
 /// The bandits, in report order.
 pub const BANDITS: &[&str] = &[LAYOUT_BANDIT, TOPIC_BANDIT];

@@ -173,8 +173,7 @@ impl Device {
         Ok(())
     }
 
-    /// The steps of one session: its events, a layout decision at the start, a topic decision
-    /// on every screen, a flush and (in sessions that will be killed) a sync part-way.
+    /// The steps of one session: its events, layout and topic decisions on its screens, a flush and (in sessions that will be killed) a sync part-way.
     fn plan_session(
         &mut self,
         start_ms: i64,
@@ -185,9 +184,12 @@ impl Device {
         let events = self.user.session(start_ms);
         let mut steps = Vec::with_capacity(events.len() * 2);
         for event in events {
-            let choice = match event.name.as_str() {
-                "session_start" => Some((LAYOUT_BANDIT, "home")),
-                "screen_view" => Some((TOPIC_BANDIT, event.text("screen").unwrap_or("feed"))),
+            // The layout of the list screens is chosen when the session opens on home and on
+            // every visit of home or feed; the topic featured on every other screen.
+            let choice = match (event.name.as_str(), event.text("screen")) {
+                ("session_start", _) => Some((LAYOUT_BANDIT, "home")),
+                ("screen_view", Some(s @ ("home" | "feed"))) => Some((LAYOUT_BANDIT, s)),
+                ("screen_view", Some(s)) => Some((TOPIC_BANDIT, s)),
                 _ => None,
             };
             // Drawn whether or not the app decides, so that a tracking-only run meets the same

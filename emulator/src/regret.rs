@@ -20,6 +20,9 @@ pub struct Tally {
     pub best: f64,
     /// Clicks that happened.
     pub clicks: u64,
+    /// Sum of the variance of the click probability of a uniformly random arm: how much a
+    /// random choice's expected clicks vary around [`Tally::random`].
+    pub random_variance: f64,
 }
 
 impl Tally {
@@ -29,7 +32,13 @@ impl Tally {
         let n = probabilities.len().max(1) as f64;
         self.opportunities += 1;
         self.chosen += probabilities[chosen];
-        self.random += probabilities.iter().sum::<f64>() / n;
+        let mean = probabilities.iter().sum::<f64>() / n;
+        self.random += mean;
+        self.random_variance += probabilities
+            .iter()
+            .map(|p| (p - mean).powi(2))
+            .sum::<f64>()
+            / n;
         self.best += probabilities.iter().cloned().fold(0.0, f64::max);
         self.clicks += u64::from(clicked);
     }
@@ -41,6 +50,7 @@ impl Tally {
         self.random += other.random;
         self.best += other.best;
         self.clicks += other.clicks;
+        self.random_variance += other.random_variance;
     }
 
     /// Expected regret of the bandit against the best arm.
@@ -79,6 +89,10 @@ pub struct BanditSummary {
     pub random_click_rate: f64,
     /// Expected clicks per decision of the best arm for that user at that moment.
     pub best_click_rate: f64,
+    /// Standard deviation of the expected click rate of a policy that chooses uniformly at
+    /// random on these opportunities: a bandit that learned nothing lands within a few of
+    /// these of `random_click_rate`.
+    pub random_click_rate_sd: f64,
     /// Total expected regret against the best arm.
     pub regret: f64,
     /// Total expected regret of uniformly random choices.
@@ -115,6 +129,7 @@ impl BanditSummary {
             expected_click_rate: total.per(total.chosen),
             random_click_rate: total.per(total.random),
             best_click_rate: total.per(total.best),
+            random_click_rate_sd: total.random_variance.sqrt() / total.opportunities.max(1) as f64,
             regret: total.regret(),
             random_regret: total.random_regret(),
             regret_vs_random: ratio(&total),
@@ -174,6 +189,8 @@ mod tests {
         let s = BanditSummary::new("b", "p", vec![t, Tally::default()]);
         assert!((s.regret_vs_random - 1.0).abs() < 1e-12);
         assert_eq!(s.click_rate, 0.5);
+        // Each decision: a random arm earns 0.1 or 0.3, variance 0.01; two of them.
+        assert!((s.random_click_rate_sd - (0.02f64).sqrt() / 2.0).abs() < 1e-12);
         assert_eq!(s.click_rates(1)[1], None);
         assert_eq!(s.cumulative_regret_per_decision().len(), 2);
     }
