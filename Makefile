@@ -42,6 +42,10 @@ test-swift: bindings ## Swift SDK tests (XCTest); on Linux inside the Swift root
 bench: ## Pipeline benchmarks beside their baselines (docs/benchmarks.md)
 	cargo bench -p starling-tests --bench pipeline
 
+.PHONY: bench-emulator
+bench-emulator: ## Emulator throughput and peak memory beside a tracking-only baseline
+	scripts/bench-emulator.sh
+
 ci: lint test ## What CI runs
 
 clean: ## Remove build output

@@ -396,7 +396,10 @@ pub(crate) fn fleet_tallies(fleet: &[Device], hours: usize) -> Vec<Vec<Tally>> {
 
 /// Summaries of both bandits over the fleet.
 pub(crate) fn bandit_summaries(fleet: &[Device], hours: usize) -> Vec<BanditSummary> {
-    let policies = ["Thompson sampling (Beta-Bernoulli), no context", "LinUCB over time of day and recent activity"];
+    let policies = [
+        "Thompson sampling (Beta-Bernoulli), no context",
+        "LinUCB over time of day and recent activity",
+    ];
     fleet_tallies(fleet, hours)
         .into_iter()
         .zip(app::BANDITS)

@@ -25,18 +25,33 @@ fn main() {
     let lost: u64 = a.lost.values().sum();
     println!();
     println!("Events");
-    println!("  generated             {:>10}  ({} app events, {} decision logs)", a.generated, a.app_events, a.decision_logs);
-    println!("  on the server         {:>10}  (each exactly once: {} duplicates)", a.on_server, a.duplicated);
+    println!(
+        "  generated             {:>10}  ({} app events, {} decision logs)",
+        a.generated, a.app_events, a.decision_logs
+    );
+    println!(
+        "  on the server         {:>10}  (each exactly once: {} duplicates)",
+        a.on_server, a.duplicated
+    );
     println!("  still queued          {:>10}", a.queued);
     println!("  lost, counted         {:>10}  {:?}", lost, a.lost);
-    println!("  replays refused       {:>10}", a.duplicate_batches_refused);
+    println!(
+        "  replays refused       {:>10}",
+        a.duplicate_batches_refused
+    );
     println!("  refused, no consent   {:>10}", a.not_collected);
     println!("Faults");
-    println!("  processes killed      {:>10}  (SIGKILL while owning a database)", f.processes_killed);
+    println!(
+        "  processes killed      {:>10}  (SIGKILL while owning a database)",
+        f.processes_killed
+    );
     println!("  app restarts          {:>10}", f.restarts);
     println!("  offline devices       {:>10}", f.offline_devices);
     println!("  consent changes       {:>10}", f.consent_changes);
-    println!("  syncs                 {:>10}  ({} met a failure and retried)", f.syncs, f.syncs_retried);
+    println!(
+        "  syncs                 {:>10}  ({} met a failure and retried)",
+        f.syncs, f.syncs_retried
+    );
     println!("Bandits (expected clicks per decision, on the same opportunities)");
     for b in &report.bandits {
         println!(
@@ -52,9 +67,19 @@ fn main() {
     }
     println!("Wire");
     println!("  bytes per event       {:>10.2}", report.bytes.per_event);
-    println!("  bytes per device-day  {:>10.0}", report.bytes.per_device_day);
-    println!("  device-days/minute    {:>10.0}  ({:.1} s)", report.device_days_per_minute, report.elapsed_s);
+    println!(
+        "  bytes per device-day  {:>10.0}",
+        report.bytes.per_device_day
+    );
+    println!(
+        "  device-days/minute    {:>10.0}  ({:.1} s)",
+        report.device_days_per_minute, report.elapsed_s
+    );
     println!();
-    println!("Reports: {} and {}", options.json_path().display(), options.html_path().display());
+    println!(
+        "Reports: {} and {}",
+        options.json_path().display(),
+        options.html_path().display()
+    );
     println!("Accounting balances: every event is on the server once, queued, or counted as lost.");
 }

@@ -145,10 +145,7 @@ impl BanditSummary {
             .iter()
             .map(|t| {
                 total.merge(t);
-                (
-                    total.per(total.regret()),
-                    total.per(total.random_regret()),
-                )
+                (total.per(total.regret()), total.per(total.random_regret()))
             })
             .collect()
     }

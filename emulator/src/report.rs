@@ -177,7 +177,10 @@ impl Report {
         let books = fleet.iter().map(|d| &d.books);
         let faults = Faults {
             offline_devices: fleet.iter().filter(|d| !d.offline.is_empty()).count(),
-            drifting_users: fleet.iter().filter(|d| d.user.drift_at_ms.is_some()).count(),
+            drifting_users: fleet
+                .iter()
+                .filter(|d| d.user.drift_at_ms.is_some())
+                .count(),
             consent_changes: books.clone().map(|b| b.consent_changes).sum(),
             restarts: books.clone().map(|b| b.restarts).sum(),
             processes_killed: books.clone().map(|b| b.kills).sum(),
@@ -204,7 +207,10 @@ impl Report {
             .enumerate()
             .map(|(i, mut v)| {
                 v.sort_by(f64::total_cmp);
-                let at = |q: f64| v.get(((v.len() as f64 - 1.0) * q).round() as usize).copied();
+                let at = |q: f64| {
+                    v.get(((v.len() as f64 - 1.0) * q).round() as usize)
+                        .copied()
+                };
                 DayBytes {
                     day: i + 1,
                     mean: v.iter().sum::<f64>() / v.len().max(1) as f64,
@@ -271,7 +277,8 @@ impl Report {
         let (json_path, html_path) = (options.json_path(), options.html_path());
         for path in [&json_path, &html_path] {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
             }
         }
         std::fs::write(&json_path, json).map_err(|e| format!("{}: {e}", json_path.display()))?;
@@ -361,17 +368,60 @@ impl Report {
         )
     }
 
+    /// Regret against random's for users whose tastes stayed and users whose tastes drifted.
+    fn by_kind_of_user(&self) -> String {
+        let mut h = String::from("<table><tr><th>users</th><th>devices</th>");
+        for b in &self.bandits {
+            let _ = write!(h, "<th>{}: regret / random's</th>", escape(&b.bandit));
+        }
+        h.push_str("</tr>");
+        for (label, drifted) in [("tastes steady", false), ("tastes drifted", true)] {
+            let devices: Vec<_> = self
+                .per_device
+                .iter()
+                .filter(|d| d.drifted == drifted)
+                .collect();
+            let _ = write!(h, "<tr><td>{label}</td><td>{}</td>", devices.len());
+            for i in 0..self.bandits.len() {
+                let (r, rr) = devices.iter().fold((0.0, 0.0), |(r, rr), d| {
+                    (r + d.bandits[i].regret, rr + d.bandits[i].random_regret)
+                });
+                let _ = write!(h, "<td>{:.2}</td>", if rr > 0.0 { r / rr } else { 0.0 });
+            }
+            h.push_str("</tr>");
+        }
+        h.push_str("</table>");
+        h
+    }
+
     fn bytes_chart(&self) -> String {
-        let labels: Vec<String> = self.bytes.days.iter().map(|d| format!("day {}", d.day)).collect();
+        let labels: Vec<String> = self
+            .bytes
+            .days
+            .iter()
+            .map(|d| format!("day {}", d.day))
+            .collect();
         bar_chart(
             "Compressed bytes uploaded per device per day",
             "simulated day",
             "bytes",
             &labels,
             &[
-                ("mean", "#1f77b4", self.bytes.days.iter().map(|d| d.mean).collect()),
-                ("median", "#9ecae1", self.bytes.days.iter().map(|d| d.median).collect()),
-                ("90th percentile", "#ff7f0e", self.bytes.days.iter().map(|d| d.p90).collect()),
+                (
+                    "mean",
+                    "#1f77b4",
+                    self.bytes.days.iter().map(|d| d.mean).collect(),
+                ),
+                (
+                    "median",
+                    "#9ecae1",
+                    self.bytes.days.iter().map(|d| d.median).collect(),
+                ),
+                (
+                    "90th percentile",
+                    "#ff7f0e",
+                    self.bytes.days.iter().map(|d| d.p90).collect(),
+                ),
             ],
         )
     }
@@ -386,7 +436,7 @@ impl Report {
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Starling emulation report</title>\
              <style>body{{font-family:sans-serif;max-width:1320px;margin:2em auto;color:#222}}\
              table{{border-collapse:collapse;margin:0.5em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}\
-             th{{background:#f4f4f4}}td:first-child,th:first-child{{text-align:left}}.ok{{color:#2a7a2a}}.bad{{color:#b00}}\
+             th{{background:#f4f4f4}}td:first-child,th:first-child,td.text{{text-align:left}}.ok{{color:#2a7a2a}}.bad{{color:#b00}}\
              .charts{{display:flex;flex-wrap:wrap;gap:12px}}section{{margin-bottom:2em}}.none{{color:#777}}</style></head><body>"
         );
         let _ = write!(
@@ -462,7 +512,7 @@ impl Report {
         for b in &self.bandits {
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.2}</td><td>{:.2}</td></tr>",
+                "<tr><td>{}</td><td class=\"text\">{}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.2}</td><td>{:.2}</td></tr>",
                 escape(&b.bandit),
                 escape(&b.policy),
                 b.opportunities,
@@ -474,7 +524,9 @@ impl Report {
                 b.regret_vs_random_last_quarter
             );
         }
-        h.push_str("</table><div class=\"charts\">");
+        h.push_str("</table>");
+        h.push_str(&self.by_kind_of_user());
+        h.push_str("<div class=\"charts\">");
         for i in 0..self.bandits.len() {
             h.push_str(&self.regret_chart(i));
             h.push_str(&self.click_chart(i));

@@ -209,7 +209,10 @@ pub(crate) fn line_chart(
             s.colour
         );
     }
-    let entries: Vec<_> = series.iter().map(|s| (s.name, s.colour, s.dashed)).collect();
+    let entries: Vec<_> = series
+        .iter()
+        .map(|s| (s.name, s.colour, s.dashed))
+        .collect();
     legend(&mut out, &entries);
     out.push_str("</svg>");
     out

@@ -45,14 +45,14 @@ pub fn worker_main() -> i32 {
             return 2;
         }
     };
-    let starling = match starling_core::Starling::open(app::device_config(&job.dir, &job.url, &job.key))
-    {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("worker: open {}: {e}", job.dir.display());
-            return 2;
-        }
-    };
+    let starling =
+        match starling_core::Starling::open(app::device_config(&job.dir, &job.url, &job.key)) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("worker: open {}: {e}", job.dir.display());
+                return 2;
+            }
+        };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut note = |n: Note| {
@@ -107,11 +107,15 @@ pub fn run_and_kill(exe: &Path, job: &Job, kill_after: usize) -> Result<Killed, 
         notes.push(note);
         if !sent && notes.len() >= kill_after {
             // `Child::kill` sends SIGKILL on Unix: no destructor, no final commit.
-            child.kill().map_err(|e| format!("killing the worker: {e}"))?;
+            child
+                .kill()
+                .map_err(|e| format!("killing the worker: {e}"))?;
             sent = true;
         }
     }
-    let status = child.wait().map_err(|e| format!("reaping the worker: {e}"))?;
+    let status = child
+        .wait()
+        .map_err(|e| format!("reaping the worker: {e}"))?;
     // The worker may have finished just before the signal came.
     let killed = std::os::unix::process::ExitStatusExt::signal(&status) == Some(9);
     if !killed && !status.success() {

@@ -13,11 +13,15 @@ fn withdrawal_counts_the_events_not_yet_committed() {
     config.flush_interval_ms = 600_000;
     let device = open_device(config.clone());
     for n in 0..30 {
-        device.track(Event::new("click").with("n", n as i64)).unwrap();
+        device
+            .track(Event::new("click").with("n", n as i64))
+            .unwrap();
     }
     device.flush().unwrap();
     for n in 30..80 {
-        device.track(Event::new("click").with("n", n as i64)).unwrap();
+        device
+            .track(Event::new("click").with("n", n as i64))
+            .unwrap();
     }
     device.set_consent(false).unwrap();
 
