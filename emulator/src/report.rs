@@ -394,6 +394,44 @@ impl Report {
         h
     }
 
+    /// How many devices reached each level of regret against random's, per bandit.
+    fn per_device_chart(&self) -> String {
+        const BINS: usize = 7;
+        let labels: Vec<String> = (0..BINS)
+            .map(|i| {
+                if i + 1 == BINS {
+                    format!("≥ {:.1}", i as f64 * 0.2)
+                } else {
+                    format!("{:.1}–{:.1}", i as f64 * 0.2, (i + 1) as f64 * 0.2)
+                }
+            })
+            .collect();
+        let colours = ["#1f77b4", "#ff7f0e"];
+        let series: Vec<(&str, &str, Vec<f64>)> = self
+            .bandits
+            .iter()
+            .enumerate()
+            .map(|(b, summary)| {
+                let mut counts = vec![0.0; BINS];
+                for d in &self.per_device {
+                    let t = &d.bandits[b];
+                    if t.opportunities > 0 && t.random_regret > 0.0 {
+                        let bin = ((t.regret / t.random_regret) / 0.2).floor().max(0.0) as usize;
+                        counts[bin.min(BINS - 1)] += 1.0;
+                    }
+                }
+                (summary.bandit.as_str(), colours[b % colours.len()], counts)
+            })
+            .collect();
+        bar_chart(
+            "Devices by their bandits' regret as a fraction of random's",
+            "regret / random's regret (below 1: better than random)",
+            "devices",
+            &labels,
+            &series,
+        )
+    }
+
     fn bytes_chart(&self) -> String {
         let labels: Vec<String> = self
             .bytes
@@ -531,6 +569,7 @@ impl Report {
             h.push_str(&self.regret_chart(i));
             h.push_str(&self.click_chart(i));
         }
+        h.push_str(&self.per_device_chart());
         h.push_str("</div></section>");
 
         // Wire.
