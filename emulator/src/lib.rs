@@ -54,7 +54,7 @@ pub struct Options {
     #[arg(long, default_value_t = 100)]
     pub devices: usize,
     /// Simulated days, ending now.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 7)]
     pub days: u32,
     /// Seed: the same seed gives the same fleet and the same faults.
     #[arg(long, default_value_t = 42)]
