@@ -141,6 +141,8 @@ pub enum Note {
     },
     /// `flush` returned: everything before it is durable.
     Flushed,
+    /// About to sync: seal what is queued and upload it.
+    Syncing,
     /// A sync finished; `retried` when it met a failure and scheduled a retry.
     Synced {
         /// The sync met a failure.
@@ -163,7 +165,10 @@ pub fn execute(
                 starling.flush().map_err(|e| format!("flush: {e}"))?;
                 note(Note::Flushed);
             }
-            Step::Sync => match starling.sync() {
+            Step::Sync => match {
+                note(Note::Syncing);
+                starling.sync()
+            } {
                 Ok(report) => note(Note::Synced {
                     retried: report.last_error.is_some(),
                 }),

@@ -241,7 +241,11 @@ impl Device {
             key: env.key.to_owned(),
             steps: steps.to_vec(),
         };
-        let outcome = worker::run_and_kill(env.worker_exe, &job, kill_after)?;
+        // Half of the sessions that sync are killed up to 20 ms after the sync starts: while
+        // it seals the batch, uploads it, or records the server's answer.
+        let at_sync = (steps.iter().any(|s| matches!(s, Step::Sync)) && self.rng.random_bool(0.5))
+            .then(|| std::time::Duration::from_micros(self.rng.random_range(0..20_000)));
+        let outcome = worker::run_and_kill(env.worker_exe, &job, kill_after, at_sync)?;
         self.open(env)?;
         let after = self.diagnostics()?;
 
@@ -315,7 +319,7 @@ impl Device {
                     }
                 }
                 Note::NoDecision { .. } => self.books.decisions_refused += 1,
-                Note::Flushed => {}
+                Note::Flushed | Note::Syncing => {}
                 Note::Synced { retried } => {
                     self.books.syncs += 1;
                     self.books.syncs_retried += u64::from(*retried);

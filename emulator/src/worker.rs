@@ -83,8 +83,14 @@ pub struct Killed {
 }
 
 /// Runs `job` in a worker process started from `exe`, and sends SIGKILL once it has printed
-/// `kill_after` notes. Reads what it printed until the pipe closes, and reaps it.
-pub fn run_and_kill(exe: &Path, job: &Job, kill_after: usize) -> Result<Killed, String> {
+/// `kill_after` notes, or (with `at_sync`) that long after it starts to sync, so that the kill
+/// lands while it seals or uploads. Reads what it printed until the pipe closes, and reaps it.
+pub fn run_and_kill(
+    exe: &Path,
+    job: &Job,
+    kill_after: usize,
+    at_sync: Option<std::time::Duration>,
+) -> Result<Killed, String> {
     let mut child = Command::new(exe)
         .arg(WORKER_ARG)
         .stdin(Stdio::piped())
@@ -105,7 +111,11 @@ pub fn run_and_kill(exe: &Path, job: &Job, kill_after: usize) -> Result<Killed, 
         let note: Note =
             serde_json::from_str(&line).map_err(|e| format!("worker printed {line:?}: {e}"))?;
         notes.push(note);
-        if !sent && notes.len() >= kill_after {
+        let syncing = at_sync.filter(|_| notes.last() == Some(&Note::Syncing));
+        if let (false, Some(delay)) = (sent, syncing) {
+            std::thread::sleep(delay);
+        }
+        if !sent && (notes.len() >= kill_after || syncing.is_some()) {
             // `Child::kill` sends SIGKILL on Unix: no destructor, no final commit.
             child
                 .kill()
