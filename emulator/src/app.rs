@@ -165,16 +165,16 @@ pub fn execute(
                 starling.flush().map_err(|e| format!("flush: {e}"))?;
                 note(Note::Flushed);
             }
-            Step::Sync => match {
+            Step::Sync => {
                 note(Note::Syncing);
-                starling.sync()
-            } {
-                Ok(report) => note(Note::Synced {
-                    retried: report.last_error.is_some(),
-                }),
-                Err(starling_core::Error::NoConsent) => {}
-                Err(e) => return Err(format!("sync: {e}")),
-            },
+                match starling.sync() {
+                    Ok(report) => note(Note::Synced {
+                        retried: report.last_error.is_some(),
+                    }),
+                    Err(starling_core::Error::NoConsent) => {}
+                    Err(e) => return Err(format!("sync: {e}")),
+                }
+            }
         }
     }
     Ok(())
