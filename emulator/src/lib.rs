@@ -377,7 +377,12 @@ fn account(fleet: &[Device], server: Option<&RunningServer>) -> Result<Accountin
             .duplicate_batches;
     }
     a.generated = a.app_events + a.decision_logs;
-    a.balanced = a.duplicated == 0 && a.generated == a.accounted();
+    // The totals must balance, and (where the server's rows can be read) neither kind of event
+    // may be on the server more often than the devices generated it.
+    let by_kind = server.is_none()
+        || (a.sdk_events_on_server <= a.decision_logs
+            && a.on_server - a.sdk_events_on_server <= a.app_events);
+    a.balanced = a.duplicated == 0 && a.generated == a.accounted() && by_kind;
     Ok(a)
 }
 

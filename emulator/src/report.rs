@@ -41,7 +41,8 @@ pub struct Accounting {
     pub not_collected: u64,
     /// Decisions still waiting for a reward (orphaned by a killed process); not events.
     pub decisions_pending: u64,
-    /// True when generated = on server + queued + lost, with no duplicate.
+    /// True when generated = on server + queued + lost, with no duplicate, and neither app
+    /// events nor decision logs are on the server more often than they were generated.
     pub balanced: bool,
 }
 
