@@ -6,7 +6,9 @@ use starling_emulator::{run, Options};
 #[test]
 fn a_faulty_fleet_balances_its_books_and_its_bandits_beat_random() {
     let out = tempfile::tempdir().unwrap();
-    let mut options = Options::new(20, 4, 7, out.path().to_owned());
+    // A week: each device learns on its own, and its context-free layout bandit needs a few
+    // dozen decisions before it beats random by a clear margin.
+    let mut options = Options::new(20, 7, 7, out.path().to_owned());
     options.offline_fraction = 0.5;
     options.consent_fraction = 0.3;
     options.restart_rate = 0.05;
