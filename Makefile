@@ -14,6 +14,10 @@ help: ## List the targets
 run: ## Run the device emulator against an embedded server (the demo)
 	cargo run --release -p starling-emulator --bin starling-emulate
 
+.PHONY: bench-emulator
+bench-emulator: ## Emulator throughput and peak memory beside a tracking-only baseline
+	scripts/bench-emulator.sh
+
 build: ## Build every crate
 	cargo build --workspace
 
@@ -41,10 +45,6 @@ test-swift: bindings ## Swift SDK tests (XCTest); on Linux inside the Swift root
 
 bench: ## Pipeline benchmarks beside their baselines (docs/benchmarks.md)
 	cargo bench -p starling-tests --bench pipeline
-
-.PHONY: bench-emulator
-bench-emulator: ## Emulator throughput and peak memory beside a tracking-only baseline
-	scripts/bench-emulator.sh
 
 ci: lint test ## What CI runs
 
