@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "starling/v1/storage.proto",
         "starling/v1/bandits.proto",
         "starling/v1/device_config.proto",
+        "starling/v1/learning.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
@@ -33,6 +34,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "ThompsonGaussian",
         "LinUcb",
     ] {
+        config.message_attribute(format!(".starling.v1.{message}"), json);
+    }
+    // Operators define learning tasks as JSON too.
+    for message in ["LearningTask", "FeatureLayout", "TrainingParams"] {
         config.message_attribute(format!(".starling.v1.{message}"), json);
     }
     config.enum_attribute(".starling.v1.SignalDefinition.kind", oneof);

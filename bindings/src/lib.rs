@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 uniffi::setup_scaffolding!();
 
+mod learning;
 mod personalization;
 pub use personalization::*;
 
@@ -348,6 +349,7 @@ impl From<starling_core::Error> for StarlingError {
                 StarlingError::NotFound { reason }
             }
             E::Bandit(_) => StarlingError::InvalidArgument { reason },
+            E::Learning(_) => StarlingError::InvalidArgument { reason },
             _ => StarlingError::Internal { reason },
         }
     }

@@ -44,6 +44,10 @@ pub enum Error {
     /// A bandit refused a context or a reward; the reason says which and why.
     #[error("{0}")]
     Bandit(String),
+    /// Federated learning refused a call: an unknown task, a bad example or label, or a model
+    /// this SDK cannot use; the reason says which.
+    #[error("learning: {0}")]
+    Learning(String),
     /// `sync` was called but no server URL is configured.
     #[error("no server URL is configured, so there is nothing to sync with")]
     NoServer,

@@ -28,6 +28,7 @@ pub mod bandit;
 mod capture;
 mod config;
 mod error;
+pub mod learning;
 mod remote;
 mod signals;
 mod storage;
@@ -130,6 +131,8 @@ pub(crate) struct Inner {
     pub(crate) transport: Option<sync::transport::Transport>,
     pub(crate) sync_lock: Mutex<()>,
     background: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
+    /// Federated learning: the latest model of each task.
+    pub(crate) learning: learning::State,
 }
 
 impl Inner {
@@ -227,6 +230,8 @@ impl Starling {
             store.pending_decisions()?,
         )?;
 
+        let learning = learning::State::restore(&mut store)?;
+
         let shared = Arc::new(Shared {
             bandits,
             consent: AtomicBool::new(consent),
@@ -250,6 +255,7 @@ impl Starling {
                 transport,
                 sync_lock: Mutex::new(()),
                 background: Mutex::new(None),
+                learning,
             }),
         };
         if let Some(interval_ms) = starling.inner.config.background_sync_interval_ms {

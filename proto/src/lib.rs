@@ -12,3 +12,5 @@ pub mod v1 {
 pub const CONTENT_TYPE_PROTOBUF: &str = "application/x-protobuf";
 
 pub mod batch;
+
+pub mod quantize;

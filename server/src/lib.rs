@@ -19,6 +19,7 @@ pub mod bandits;
 mod device_config;
 pub mod faults;
 mod ingest;
+pub mod learning;
 pub mod metrics;
 pub mod storage;
 mod worker;
@@ -56,6 +57,8 @@ pub struct ServerConfig {
     pub prior_min_devices: u32,
     /// Signal and bandit definitions served to every app's devices at `GET /v1/config`, if any.
     pub device_config: Option<starling_proto::v1::DeviceConfig>,
+    /// Federated learning tasks the server runs rounds for (`--learning-tasks`).
+    pub learning_tasks: Vec<learning::TaskDefinition>,
 }
 
 impl ServerConfig {
@@ -68,6 +71,7 @@ impl ServerConfig {
             api_keys: Vec::new(),
             prior_min_devices: 5,
             device_config: None,
+            learning_tasks: Vec::new(),
         }
     }
 }
@@ -81,6 +85,8 @@ pub struct AppState {
     faults: Arc<Faults>,
     /// Known key hashes and their app, filled on first use of each key.
     keys: Arc<RwLock<HashMap<String, String>>>,
+    /// Federated learning rounds.
+    learning: Arc<learning::Coordinator>,
 }
 
 impl AppState {
@@ -92,7 +98,9 @@ impl AppState {
         for (app, key) in &config.api_keys {
             sqlite.add_api_key(app, &auth::hash_key(key))?;
         }
+        let learning = learning::Coordinator::open(&config.data_dir, &config.learning_tasks)?;
         Ok(AppState {
+            learning: Arc::new(learning),
             storage: StorageHandle::start(sqlite)?,
             config: Arc::new(config),
             metrics: Arc::new(metrics::Metrics::new()),
@@ -104,6 +112,11 @@ impl AppState {
     /// The storage thread, for direct queries.
     pub fn storage(&self) -> &StorageHandle {
         &self.storage
+    }
+
+    /// Federated learning rounds, for direct queries.
+    pub fn learning(&self) -> &Arc<learning::Coordinator> {
+        &self.learning
     }
 
     /// The fault queue of the ingest route.
@@ -150,6 +163,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/bandits/{bandit}/prior", get(bandits::prior_route))
         .route("/v1/config", get(device_config::config_route))
+        .route("/v1/learning/{task}/model", get(learning::model_route))
+        .route("/v1/learning/{task}/checkin", post(learning::checkin_route))
+        .route("/v1/learning/{task}/updates", post(learning::update_route))
+        .route("/v1/learning/{task}/history", get(learning::history_route))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .with_state(state)

@@ -32,6 +32,9 @@ struct Cli {
     /// docs/server.md).
     #[arg(long)]
     device_config: Option<PathBuf>,
+    /// A JSON file of federated learning tasks (`{"tasks": [...]}`, see docs/federated.md).
+    #[arg(long)]
+    learning_tasks: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -72,6 +75,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             config.prior_min_devices = cli.prior_min_devices;
             if let Some(file) = &cli.device_config {
                 config.device_config = Some(starling_server::load_device_config(file)?);
+            }
+            if let Some(file) = &cli.learning_tasks {
+                config.learning_tasks = starling_server::learning::load_tasks(file)?;
             }
             if let Some(file) = &cli.api_key_file {
                 for (number, line) in std::fs::read_to_string(file)?.lines().enumerate() {

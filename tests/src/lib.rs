@@ -11,6 +11,7 @@ use starling_core::{Config, Event, Starling, Value};
 use starling_server::{RunningServer, ServerConfig, StoredEvent};
 
 pub mod bench;
+pub mod learning;
 pub mod proxy;
 
 /// The app name and API key every test server accepts.

@@ -89,6 +89,37 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (bandit, arm)
     ) WITHOUT ROWID;
     "#,
+    // 4: federated learning: the app's examples, the latest model release of each task, and
+    // the update built for each round, stored before it is first sent.
+    r#"
+    CREATE TABLE learning_examples (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        task     TEXT    NOT NULL,
+        example  BLOB    NOT NULL, -- starling.v1.StoredExample
+        label    INTEGER NOT NULL,
+        added_ms INTEGER NOT NULL
+    );
+    CREATE INDEX learning_examples_by_task ON learning_examples (task, id);
+
+    CREATE TABLE learning_models (
+        task    TEXT PRIMARY KEY,
+        release BLOB NOT NULL -- starling.v1.ModelRelease
+    ) WITHOUT ROWID;
+
+    -- One row per task and round: a device never submits twice for a round, even if it is
+    -- killed between building the update and hearing back from the server.
+    CREATE TABLE learning_submissions (
+        task         TEXT    NOT NULL,
+        round        INTEGER NOT NULL,
+        base_version INTEGER NOT NULL,
+        payload      BLOB    NOT NULL, -- starling.v1.ModelUpdate, the bytes every retry sends
+        device_rho   REAL    NOT NULL, -- zCDP cost of the noise added on the device
+        state        TEXT    NOT NULL, -- pending, sent, refused
+        outcome      TEXT    NOT NULL DEFAULT '',
+        created_ms   INTEGER NOT NULL,
+        PRIMARY KEY (task, round)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this SDK writes.

@@ -110,6 +110,12 @@ impl Store {
         Ok((store, report))
     }
 
+    /// The connection, for the modules that keep their own tables in this database (they run
+    /// on the writer thread too).
+    pub(crate) fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
     /// Replaces a database found corrupt while in use with a fresh one.
     pub(crate) fn reopen_after_corruption(dir: &Path) -> Result<(Store, OpenReport), StorageError> {
         db::move_aside(&dir.join(db::DB_FILE))?;
@@ -545,7 +551,9 @@ impl Store {
         tx.execute_batch(
             "DELETE FROM events; DELETE FROM batches; DELETE FROM pending_losses;
              DELETE FROM signal_state; DELETE FROM bandit_state; DELETE FROM decisions;
-             DELETE FROM bandit_contrib;",
+             DELETE FROM bandit_contrib;
+             DELETE FROM learning_examples;
+             DELETE FROM learning_submissions WHERE state = 'pending';",
         )?;
         tx.execute("DELETE FROM meta WHERE key = ?1", [SIGNALS_META_KEY])?;
         let deleted = (unsealed + batched) as u64;

@@ -67,7 +67,12 @@ pub(crate) enum Command {
     Diagnostics(Reply<Diagnostics>),
     /// Commit and stop.
     Shutdown(Reply<()>),
+    /// Run a job on the store (federated learning's tables); the job replies itself.
+    Learning(StoreJob),
 }
+
+/// A job that runs on the writer thread with the store.
+pub(crate) type StoreJob = Box<dyn FnOnce(&mut Store) + Send>;
 
 pub(crate) struct Writer {
     store: Store,
@@ -297,6 +302,7 @@ impl Writer {
             Command::Diagnostics(reply) => {
                 let _ = reply.send(self.diagnostics());
             }
+            Command::Learning(job) => job(&mut self.store),
             Command::Shutdown(reply) => {
                 let _ = reply.send(self.commit());
                 return true;

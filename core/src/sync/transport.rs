@@ -136,6 +136,33 @@ impl Transport {
     }
 }
 
+impl Transport {
+    /// Posts a protobuf `body` to `path` under the server URL and returns the status and the
+    /// answer's body; an error with the reason when no answer came.
+    pub(crate) fn post(
+        &self,
+        path: &str,
+        body: &[u8],
+    ) -> std::result::Result<(u16, Vec<u8>), String> {
+        let mut response = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("content-type", starling_proto::CONTENT_TYPE_PROTOBUF)
+            .header("accept", starling_proto::CONTENT_TYPE_PROTOBUF)
+            .header("authorization", &self.authorization)
+            .send(body)
+            .map_err(|e| format!("network: {e}"))?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(4 * 1024 * 1024)
+            .read_to_vec()
+            .map_err(|e| format!("reading the answer: {e}"))?;
+        Ok((status, body))
+    }
+}
+
 /// What a conditional download found.
 pub(crate) enum Fetched {
     /// The resource, new or changed.

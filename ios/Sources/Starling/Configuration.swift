@@ -125,7 +125,11 @@ extension Starling {
                 backgroundSyncIntervalMs: try backgroundSyncInterval.map {
                     (interval) throws(StarlingError) in
                     try milliseconds(interval, "backgroundSyncInterval")
-                }
+                },
+                // Signals and bandits are not declared from Swift yet: the core's defaults apply.
+                signals: [],
+                signalAllowedLatenessMs: defaultConfig(dataDir: "").signalAllowedLatenessMs,
+                bandits: []
             )
         }
     }

@@ -33,6 +33,13 @@ public enum StarlingError: Error, LocalizedError, Sendable, Hashable {
     /// The instance was closed (see ``Starling/close()``).
     case closed(reason: String)
 
+    /// A name Starling does not know (a signal, a bandit, a decision).
+    case notFound(reason: String)
+
+    /// An argument Starling refused (a bandit's context or reward, a learning example or task);
+    /// the reason says why.
+    case invalidArgument(reason: String)
+
     /// A bug inside Starling, caught before it could reach the app. Please report it with the
     /// reason.
     case internalError(reason: String)
@@ -42,7 +49,8 @@ public enum StarlingError: Error, LocalizedError, Sendable, Hashable {
         switch self {
         case .invalidEvent(let reason), .noConsent(let reason), .queueFull(let reason),
             .invalidConfiguration(let reason), .storage(let reason), .noServer(let reason),
-            .closed(let reason), .internalError(let reason):
+            .closed(let reason), .notFound(let reason), .invalidArgument(let reason),
+            .internalError(let reason):
             return reason
         }
     }
@@ -63,6 +71,8 @@ extension StarlingError {
         case .Storage(let reason): self = .storage(reason: reason)
         case .NoServer(let reason): self = .noServer(reason: reason)
         case .Closed(let reason): self = .closed(reason: reason)
+        case .NotFound(let reason): self = .notFound(reason: reason)
+        case .InvalidArgument(let reason): self = .invalidArgument(reason: reason)
         case .Internal(let reason): self = .internalError(reason: reason)
         }
     }

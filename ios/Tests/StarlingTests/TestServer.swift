@@ -19,8 +19,9 @@ final class TestServer: @unchecked Sendable {
     private let process: Process
     private let directory: URL
 
-    /// Starts the server and waits until `/healthz` answers.
-    init() async throws {
+    /// Starts the server (with `extraArguments` on its command line) and waits until
+    /// `/healthz` answers.
+    init(extraArguments: [String] = []) async throws {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("starling-server-\(UUID().uuidString)", isDirectory: true)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -35,7 +36,7 @@ final class TestServer: @unchecked Sendable {
             "--listen", "127.0.0.1:0",
             "--data-dir", directory.appendingPathComponent("data").path,
             "--api-key-file", keys.path,
-        ]
+        ] + extraArguments
         var environment = ProcessInfo.processInfo.environment
         environment["RUST_LOG"] = "info"
         process.environment = environment

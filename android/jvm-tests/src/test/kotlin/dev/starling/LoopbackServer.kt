@@ -58,13 +58,14 @@ class LoopbackServer private constructor(
         }
 
         /** Starts a server keeping its database under [dir] and waits until `/healthz` answers. */
-        fun start(dir: File): LoopbackServer {
+        fun start(dir: File, extraArgs: List<String> = emptyList()): LoopbackServer {
             val keys = File(dir, "api-keys").apply { writeText("$APP:$API_KEY\n") }
             val process = ProcessBuilder(
                 binary().path,
                 "--listen", "127.0.0.1:0",
                 "--data-dir", File(dir, "server-data").path,
                 "--api-key-file", keys.path,
+                *extraArgs.toTypedArray(),
             ).apply {
                 environment()["RUST_LOG"] = "info"
                 redirectOutput(ProcessBuilder.Redirect.DISCARD)

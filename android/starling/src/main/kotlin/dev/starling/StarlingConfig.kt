@@ -72,6 +72,9 @@ public data class StarlingConfig @JvmOverloads constructor(
         public const val DEFAULT_BACKOFF_INITIAL_MS: Long = 30_000
         /** Default [backoffMaxMs]: one hour. */
         public const val DEFAULT_BACKOFF_MAX_MS: Long = 3600L * 1000
+        /** The core's default lateness allowed to events for the signals. */
+        internal val DEFAULT_SIGNAL_ALLOWED_LATENESS_MS: ULong =
+            dev.starling.internal.defaultConfig("").signalAllowedLatenessMs
     }
 
     /**
@@ -93,6 +96,10 @@ public data class StarlingConfig @JvmOverloads constructor(
         backoffMaxMs = nonNegative("backoffMaxMs", backoffMaxMs).toULong(),
         backgroundSyncIntervalMs = backgroundSyncIntervalMs
             ?.let { nonNegative("backgroundSyncIntervalMs", it).toULong() },
+        // Signals and bandits are not declared from Kotlin yet: the core's defaults apply.
+        signals = emptyList(),
+        signalAllowedLatenessMs = DEFAULT_SIGNAL_ALLOWED_LATENESS_MS,
+        bandits = emptyList(),
     )
 
     // The API key is a credential: keep it out of logs and crash reports that print the config.

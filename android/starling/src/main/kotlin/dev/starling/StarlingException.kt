@@ -53,6 +53,12 @@ public sealed class StarlingException(
     /** The instance was closed with [Starling.close]; open a new one to continue. */
     public class Closed(reason: String = CLOSED_REASON) : StarlingException(reason)
 
+    /** A name (signal, bandit, decision) that Starling does not know. */
+    public class NotFound(reason: String) : StarlingException(reason)
+
+    /** An argument Starling refused (a bandit's context or reward, a learning example); the reason says why. */
+    public class InvalidArgument(reason: String) : StarlingException(reason)
+
     /** A bug inside Starling, caught before it could crash the app. Please report it. */
     public class Internal(reason: String, cause: Throwable? = null) : StarlingException(reason, cause)
 
@@ -90,5 +96,7 @@ internal fun FfiException.toPublic(): StarlingException = when (this) {
     is FfiException.Storage -> StarlingException.Storage(reason)
     is FfiException.NoServer -> StarlingException.NoServer(reason)
     is FfiException.Closed -> StarlingException.Closed(reason)
+    is FfiException.NotFound -> StarlingException.NotFound(reason)
+    is FfiException.InvalidArgument -> StarlingException.InvalidArgument(reason)
     is FfiException.Internal -> StarlingException.Internal(reason)
 }

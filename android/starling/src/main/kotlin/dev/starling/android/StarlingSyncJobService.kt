@@ -140,6 +140,8 @@ public class StarlingSyncJobService : JobService() {
                     is StarlingException.InvalidConfig,
                     is StarlingException.InvalidEvent,
                     is StarlingException.QueueFull,
+                    is StarlingException.NotFound,
+                    is StarlingException.InvalidArgument,
                     is StarlingException.Internal,
                     -> JobOutcome(false, "not synced: ${e.reason}")
                 }
