@@ -193,17 +193,15 @@ fn decide(
     opportunity: &Opportunity,
     note: &mut dyn FnMut(Note),
 ) -> Result<(), String> {
+    let mut activity = 0.0;
     let context = if opportunity.bandit == TOPIC_BANDIT {
         // The app's features: a bias, the time of day, and how busy the user has been in the
         // last hour, read from the signals the SDK keeps.
         let views = starling
             .feature_vector(&[VIEWS_1H])
             .map_err(|e| format!("feature_vector: {e}"))?;
-        vec![
-            1.0,
-            f64::from(u8::from(opportunity.evening)),
-            (views[0] / 20.0).min(1.0),
-        ]
+        activity = (views[0] / 20.0).min(1.0);
+        vec![1.0, f64::from(u8::from(opportunity.evening)), activity]
     } else {
         Vec::new()
     };
@@ -240,6 +238,22 @@ fn decide(
         Ok(true) => {}
         Ok(false) => note(Note::Late),
         Err(e) => return Err(format!("reward: {e}")),
+    }
+    if opportunity.bandit == TOPIC_BANDIT {
+        // The same moment is a training example for the fleet's click model, with what the
+        // device's bandit knew of this user and topic before the click (smoothed towards 0.3).
+        let stats = starling
+            .bandit_arms(TOPIC_BANDIT)
+            .map_err(|e| format!("bandit_arms: {e}"))?;
+        let past_rate = stats
+            .iter()
+            .find(|s| s.name == decision.arm)
+            .map_or(0.3, |s| (s.reward_sum + 0.3) / (s.pulls + 1.0));
+        let features = crate::learning::features(opportunity.evening, activity, past_rate, arm);
+        match starling.add_example(crate::learning::TASK, &features, u32::from(clicked)) {
+            Ok(()) | Err(starling_core::Error::NoConsent) => {}
+            Err(e) => return Err(format!("add_example: {e}")),
+        }
     }
     Ok(())
 }

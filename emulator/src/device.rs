@@ -54,6 +54,10 @@ pub(crate) struct Books {
     pub syncs_retried: u64,
     pub restarts: u64,
     pub consent_changes: u64,
+    /// Learning syncs run, and updates the server accepted or refused.
+    pub learning_syncs: u64,
+    pub updates_sent: u64,
+    pub updates_refused: u64,
 }
 
 pub(crate) struct Device {
@@ -164,6 +168,21 @@ impl Device {
                 ),
                 Err(starling_core::Error::NoConsent) => {}
                 Err(e) => return Err(format!("sync: {e}")),
+            }
+        }
+        if online && crate::learning::eligible(hour_of_day) && self.handle().consent() {
+            let eligibility = starling_core::learning::Eligibility::ELIGIBLE;
+            match self
+                .handle()
+                .sync_learning_blocking(crate::learning::TASK, eligibility)
+            {
+                Ok(report) => {
+                    self.books.learning_syncs += 1;
+                    self.books.updates_sent += u64::from(report.updates_sent);
+                    self.books.updates_refused += u64::from(report.updates_refused);
+                }
+                Err(starling_core::Error::NoConsent) => {}
+                Err(e) => return Err(format!("learning sync: {e}")),
             }
         }
         if hour % 24 == 23 {

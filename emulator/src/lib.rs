@@ -17,6 +17,7 @@
 
 pub mod app;
 mod device;
+pub mod learning;
 pub mod regret;
 pub mod report;
 mod svg;
@@ -156,6 +157,7 @@ pub fn run(options: &Options) -> Result<Report, String> {
             config
                 .api_keys
                 .push((EMBEDDED_APP.into(), EMBEDDED_KEY.into()));
+            config.learning_tasks = vec![learning::task_definition()?];
             Some(
                 RunningServer::start(config, "127.0.0.1:0".parse().expect("address"))
                     .map_err(|e| format!("embedded server: {e}"))?,
@@ -264,7 +266,17 @@ pub fn run(options: &Options) -> Result<Report, String> {
     progress.finish_and_clear();
 
     let accounting = account(&fleet, embedded.as_ref())?;
-    let report = Report::new(options, &fleet, accounting, started.elapsed())?;
+    let mut report = Report::new(options, &fleet, accounting, started.elapsed())?;
+    if let Some(server) = &embedded {
+        let books = fleet.iter().map(|d| &d.books);
+        let counts = (
+            books.clone().map(|b| b.learning_syncs).sum(),
+            books.clone().map(|b| b.updates_sent).sum(),
+            books.map(|b| b.updates_refused).sum(),
+        );
+        let click_rate = report.bandits[1].click_rate;
+        report.model_accuracy = Some(learning::history(server, click_rate, counts)?);
+    }
     report.write(options)?;
     if !report.accounting.balanced {
         return Err(format!(

@@ -1,10 +1,11 @@
 //! A small fleet with every fault switched on, process kills included, must still balance its
-//! books, and its bandits must beat random choices on the same opportunities.
+//! books, its bandits must beat random choices on the same opportunities, and its federated
+//! model must improve over the rounds.
 
 use starling_emulator::{run, Options};
 
 #[test]
-fn a_faulty_fleet_balances_its_books_and_its_bandits_beat_random() {
+fn a_faulty_fleet_balances_its_books_its_bandits_beat_random_and_its_model_learns() {
     let out = tempfile::tempdir().unwrap();
     // A week: each device learns on its own, and its context-free layout bandit needs a few
     // dozen decisions before it beats random by a clear margin.
@@ -60,11 +61,33 @@ fn a_faulty_fleet_balances_its_books_and_its_bandits_beat_random() {
         assert!(b.best_click_rate >= b.expected_click_rate);
     }
 
+    // Federated rounds ran, and the published versions beat the untrained model (version 0,
+    // zero weights: it predicts a click everywhere) on the devices' held-out examples. The
+    // margin is three standard errors of the mean accuracy over the second half of the
+    // versions.
+    let m = report
+        .model_accuracy
+        .as_ref()
+        .expect("the embedded server runs rounds");
+    assert!(m.updates_sent > 0 && m.rounds.len() >= 4, "{m:?}");
+    let first = m.rounds[0].accuracy.expect("version 0 evaluated");
+    let later: Vec<f64> = m.rounds[m.rounds.len() / 2..]
+        .iter()
+        .filter_map(|r| r.accuracy)
+        .collect();
+    let n = later.len() as f64;
+    let mean = later.iter().sum::<f64>() / n;
+    let sd = (later.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    assert!(
+        mean - first > 3.0 * sd / n.sqrt(),
+        "accuracy {first:.3} at version 0, {mean:.3} (sd {sd:.3}) over the later versions"
+    );
+
     // Both reports are written; the HTML one is self-contained.
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(options.json_path()).unwrap()).unwrap();
     assert_eq!(json["accounting"]["generated"].as_u64(), Some(a.generated));
-    assert!(json["model_accuracy"].is_null() && json["private_estimates"].is_null());
+    assert!(json["model_accuracy"]["rounds"].is_array() && json["private_estimates"].is_null());
     let html = std::fs::read_to_string(options.html_path()).unwrap();
     assert!(html.contains("<svg") && html.contains("id=\"accounting\""));
     assert!(html.contains("id=\"model-accuracy\"") && html.contains("id=\"private-estimates\""));
