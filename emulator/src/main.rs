@@ -65,6 +65,25 @@ fn main() {
             100.0 * b.regret_vs_random_last_quarter
         );
     }
+    if let Some(m) = &report.model_accuracy {
+        let accuracy = |r: Option<&starling_emulator::learning::Round>| {
+            r.and_then(|r| r.accuracy).unwrap_or(f64::NAN)
+        };
+        println!("Federated learning ({})", m.task);
+        println!(
+            "  versions published    {:>10}  ({} updates accepted, {} refused, {} learning syncs)",
+            m.rounds.len(),
+            m.updates_sent,
+            m.updates_refused,
+            m.syncs
+        );
+        println!(
+            "  held-out accuracy         {:.3} untrained, {:.3} latest  (always \"no click\": {:.3})",
+            accuracy(m.rounds.first()),
+            accuracy(m.rounds.iter().rev().find(|r| r.accuracy.is_some())),
+            m.majority_baseline
+        );
+    }
     println!("Wire");
     println!("  bytes per event       {:>10.2}", report.bytes.per_event);
     println!(
