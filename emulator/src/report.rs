@@ -479,7 +479,7 @@ impl Report {
         let _ = write!(
             h,
             "<p>Task <code>{}</code>: will the user click the topic shown, from the time of day, \
-             recent activity and the topic. Devices train at night (charging, idle, Wi-Fi) and send \
+             recent activity, their past click rate on the topic and the topic. Devices train at night (charging, idle, Wi-Fi) and send \
              clipped, quantized updates; the server averages them into a new version per round. \
              {} learning syncs, {} updates accepted, {} refused, {} rounds abandoned. Accuracy is \
              the devices' own evaluation of each version on their held-out examples; the baseline \
@@ -522,7 +522,15 @@ impl Report {
             ],
         ));
         h.push_str("<table><tr><th>version</th><th>round</th><th>participants</th><th>examples</th><th>accuracy</th><th>loss</th><th>evaluated by</th></tr>");
-        for r in &m.rounds {
+        // About a dozen rows, evenly spaced, and the latest; the JSON report has every version.
+        let step = m.rounds.len().div_ceil(12).max(1);
+        let shown = m
+            .rounds
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % step == 0 || i + 1 == m.rounds.len())
+            .map(|(_, r)| r);
+        for r in shown {
             let f = |x: Option<f64>| x.map_or("–".to_owned(), |v| format!("{v:.3}"));
             let _ = write!(
                 h,
@@ -536,7 +544,15 @@ impl Report {
                 r.evaluated_by
             );
         }
-        h.push_str("</table></section>");
+        h.push_str("</table>");
+        if step > 1 {
+            let _ = write!(
+                h,
+                "<p class=\"none\">Every {step}th version and the latest; report.json lists all {}.</p>",
+                m.rounds.len()
+            );
+        }
+        h.push_str("</section>");
         h
     }
 
