@@ -548,7 +548,7 @@ impl Report {
         if step > 1 {
             let _ = write!(
                 h,
-                "<p class=\"none\">Every {step}th version and the latest; report.json lists all {}.</p>",
+                "<p class=\"none\">One version in {step}, and the latest; report.json lists all {}.</p>",
                 m.rounds.len()
             );
         }
