@@ -6,7 +6,7 @@ export CARGO_TARGET_DIR
 LIB_DIR := $(CARGO_TARGET_DIR)/debug
 MVN ?= mvn -B -ntp
 
-.PHONY: help run build lint test test-rust test-kotlin test-swift bindings bench bench-federated setup-swift ci clean
+.PHONY: help run build lint test test-rust test-kotlin test-swift bindings bench bench-federated bench-privacy setup-swift ci clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,12 +46,26 @@ test-swift: bindings ## Swift SDK tests (XCTest); on Linux inside the Swift root
 bench: ## Pipeline benchmarks beside their baselines (docs/benchmarks.md)
 	cargo bench -p starling-tests --bench pipeline
 
+# Vowpal Wabbit's Python package, for the regret comparison, in a venv of its own.
+VW_VENV := $(CARGO_TARGET_DIR)/vw-venv
+.PHONY: bench-vw
+
+$(VW_VENV)/.installed:
+	python3 -m venv $(VW_VENV)
+	$(VW_VENV)/bin/pip install -q 'vowpalwabbit>=9,<10'
+	touch $@
+
+bench-vw: $(VW_VENV)/.installed ## Contextual-bandit regret beside Vowpal Wabbit, same streams (docs/benchmarks.md)
+	STARLING_VW_PYTHON=$(VW_VENV)/bin/python cargo bench -p starling-tests --bench vw
 FL_VENV := $(CARGO_TARGET_DIR)/fl-venv
 
 bench-federated: ## Federated learning on breast cancer data: Starling vs centralized vs Flower
 	test -x $(FL_VENV)/bin/python || python3 -m venv $(FL_VENV)
 	$(FL_VENV)/bin/pip install -q scikit-learn "flwr[simulation]"
 	FL_BENCH_DIR=$(CARGO_TARGET_DIR)/fl-bench $(FL_VENV)/bin/python scripts/bench_federated.py
+
+bench-privacy: ## Privacy benchmarks: cost of one release, fleet estimate error (docs/benchmarks.md)
+	cargo bench -p starling-tests --bench privacy
 
 ci: lint test ## What CI runs
 

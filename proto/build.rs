@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "starling/v1/bandits.proto",
         "starling/v1/device_config.proto",
         "starling/v1/learning.proto",
+        "starling/v1/privacy.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
@@ -33,6 +34,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "ThompsonBeta",
         "ThompsonGaussian",
         "LinUcb",
+        "PrivacyBudget",
+        "PrivateEstimate",
+        "CellEstimate",
     ] {
         config.message_attribute(format!(".starling.v1.{message}"), json);
     }

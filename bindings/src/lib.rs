@@ -14,6 +14,8 @@ uniffi::setup_scaffolding!();
 mod learning;
 mod personalization;
 pub use personalization::*;
+mod privacy;
+pub use privacy::*;
 
 /// Settings for [`Starling::open`]. Use [`default_config`] for sensible values.
 #[derive(Debug, Clone, uniffi::Record)]
@@ -348,8 +350,9 @@ impl From<starling_core::Error> for StarlingError {
             E::UnknownSignal(_) | E::UnknownBandit(_) | E::UnknownDecision(_) => {
                 StarlingError::NotFound { reason }
             }
-            E::Bandit(_) => StarlingError::InvalidArgument { reason },
-            E::Learning(_) => StarlingError::InvalidArgument { reason },
+            E::Bandit(_) | E::Learning(_) | E::Privacy(_) | E::BudgetExceeded(_) => {
+                StarlingError::InvalidArgument { reason }
+            }
             _ => StarlingError::Internal { reason },
         }
     }

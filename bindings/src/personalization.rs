@@ -211,6 +211,8 @@ pub struct SignalSnapshot {
     pub events_applied: u64,
     /// Events that came too late to be applied.
     pub events_too_late: u64,
+    /// Events folded in early because a session signal's bounded state was full.
+    pub events_over_bounds: u64,
 }
 
 /// How a bandit chooses; `docs/bandits.md` says when to use which.
@@ -274,6 +276,11 @@ pub struct BanditDefinition {
     pub attribution_window_ms: u64,
     /// Whether per-arm statistics are shared for fleet priors.
     pub share_statistics: bool,
+    /// Whether a bandit that has learned nothing downloads the fleet's prior at its first sync.
+    /// Context-free policies only.
+    pub use_fleet_prior: bool,
+    /// Cap on the fleet prior's weight per arm, in pseudo-observations.
+    pub max_prior_pulls: f64,
 }
 
 impl From<BanditDefinition> for BanditSpec {
@@ -313,12 +320,15 @@ impl From<BanditDefinition> for BanditSpec {
         });
         spec.attribution_window_ms = d.attribution_window_ms;
         spec.share_statistics = d.share_statistics;
+        spec.use_fleet_prior = d.use_fleet_prior;
+        spec.max_prior_pulls = d.max_prior_pulls;
         spec
     }
 }
 
 /// A bandit definition with the defaults: no discount, no context signals, rewards reported
-/// by the app, a 30-minute attribution window, statistics shared.
+/// by the app, a 30-minute attribution window, statistics shared, the fleet prior used (worth
+/// at most 20 observations per arm).
 #[uniffi::export]
 pub fn default_bandit(name: String, policy: BanditPolicy, arms: Vec<String>) -> BanditDefinition {
     let core = BanditSpec::new("", PolicyKind::Ucb1 { exploration: 1.0 }, &[]);
@@ -332,6 +342,8 @@ pub fn default_bandit(name: String, policy: BanditPolicy, arms: Vec<String>) -> 
         reward_property: None,
         attribution_window_ms: core.attribution_window_ms,
         share_statistics: core.share_statistics,
+        use_fleet_prior: core.use_fleet_prior,
+        max_prior_pulls: core.max_prior_pulls,
     }
 }
 
@@ -395,6 +407,7 @@ impl Starling {
                 watermark_ms: snapshot.watermark_ms(),
                 events_applied: snapshot.events_applied(),
                 events_too_late: snapshot.events_too_late(),
+                events_over_bounds: snapshot.events_over_bounds(),
             })
         })
     }
@@ -441,5 +454,24 @@ impl Starling {
                 })
                 .collect())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_default_bandit_is_the_core_default_and_its_fleet_prior_settings_reach_the_core() {
+        let policy = BanditPolicy::Ucb1 { exploration: 1.0 };
+        let mut definition = default_bandit("b".into(), policy, vec!["x".into()]);
+        let core = BanditSpec::new("b", PolicyKind::Ucb1 { exploration: 1.0 }, &["x"]);
+        assert_eq!(BanditSpec::from(definition.clone()), core);
+
+        definition.use_fleet_prior = false;
+        definition.max_prior_pulls = 5.0;
+        let spec = BanditSpec::from(definition);
+        assert!(!spec.use_fleet_prior);
+        assert_eq!(spec.max_prior_pulls, 5.0);
     }
 }

@@ -62,6 +62,8 @@ pub struct Config {
     /// Bandits that choose content variants on the device; see `docs/bandits.md`. Default:
     /// none.
     pub bandits: Vec<crate::bandit::BanditSpec>,
+    /// Privacy budgets and daily private reports; see `docs/privacy.md`.
+    pub privacy: crate::privacy::PrivacyConfig,
 }
 
 impl Config {
@@ -87,6 +89,7 @@ impl Config {
             signals: Vec::new(),
             signal_allowed_lateness_ms: 5 * 60 * 1000,
             bandits: Vec::new(),
+            privacy: Default::default(),
         }
     }
 
@@ -148,6 +151,7 @@ impl Config {
                 )));
             }
         }
+        self.privacy.validate()?;
         let mut names = std::collections::HashSet::new();
         for bandit in &self.bandits {
             bandit.validate(&self.signals)?;

@@ -51,6 +51,13 @@ pub enum Error {
     /// `sync` was called but no server URL is configured.
     #[error("no server URL is configured, so there is nothing to sync with")]
     NoServer,
+    /// A private release could not be built (bad parameters, or the mechanism failed); nothing
+    /// was charged or sent.
+    #[error("private release: {0}")]
+    Privacy(String),
+    /// A private release would exceed a privacy budget; it was refused and nothing was sent.
+    #[error("privacy budget exceeded: {0}")]
+    BudgetExceeded(String),
 }
 
 /// Errors inside the storage layer, before they are reported to the app.

@@ -29,6 +29,7 @@ mod capture;
 mod config;
 mod error;
 pub mod learning;
+pub mod privacy;
 mod remote;
 mod signals;
 mod storage;
@@ -44,6 +45,9 @@ use crossbeam_channel::{bounded, Sender, TrySendError};
 pub use capture::{Event, InvalidEvent, Limits, Value};
 pub use config::Config;
 pub use error::{Error, Result};
+pub use privacy::{
+    Budget, PrivacyConfig, Purpose, Receipt, ReportKind, ReportSpec, ReportsOutcome, Spent,
+};
 pub use signals::{PropertyFilter, SessionMeasure, SignalKind, SignalSpec, Signals, Trend};
 pub use sync::SyncReport;
 
@@ -121,6 +125,8 @@ pub(crate) struct Shared {
     pub(crate) signals: RwLock<Arc<Signals>>,
     /// The configured bandits: read by deciding threads, changed by the writer.
     pub(crate) bandits: bandit::runtime::Runtime,
+    /// Consent per purpose.
+    pub(crate) purposes: privacy::consent::Purposes,
 }
 
 pub(crate) struct Inner {
@@ -196,7 +202,11 @@ impl Starling {
     pub fn open(config: Config) -> Result<Starling> {
         config.validate()?;
         let transport = sync::transport::Transport::new(&config)?;
-        let (mut store, _report) = Store::open(&config.data_dir)?;
+        let (mut store, report) = Store::open(&config.data_dir)?;
+        if report.moved_aside.is_some() {
+            // The privacy ledger went with the damaged file: what it recorded counts as spent.
+            privacy::ledger::assume_spent(store.connection(), &config.privacy.budget, now_ms())?;
+        }
         let mut config = config;
         if let Some(remote) = store
             .meta(remote::META_KEY)?
@@ -214,6 +224,12 @@ impl Starling {
             }
         }
         let consent = store.meta("consent")?.as_deref() == Some("granted");
+        let purposes = privacy::consent::Purposes::load(&store, consent)?;
+        store.tally = privacy::tally::Tally::new(
+            &config.privacy.reports,
+            purposes.flag(Purpose::PrivateReports),
+        );
+        store.keep_events = purposes.flag(Purpose::RawEvents);
         store.device_id()?;
         let names: Vec<&str> = config.signals.iter().map(|s| s.name.as_str()).collect();
         let (progress, rows) = store.signal_states(&names)?;
@@ -233,6 +249,7 @@ impl Starling {
         let learning = learning::State::restore(&mut store)?;
 
         let shared = Arc::new(Shared {
+            purposes,
             bandits,
             consent: AtomicBool::new(consent),
             rejected_invalid: AtomicU64::new(0),
@@ -325,7 +342,8 @@ impl Starling {
             // Refuse new events at once, before the writer has deleted the old ones.
             self.inner.shared.consent.store(false, Ordering::SeqCst);
         }
-        self.inner.request(|r| Command::SetConsent(granted, r))
+        self.inner.request(|r| Command::SetConsent(granted, r))?;
+        privacy::consent::set_all(&self.inner, granted)
     }
 
     /// Whether consent is currently granted.
@@ -373,6 +391,7 @@ impl Starling {
         if !self.inner.shared.consent.load(Ordering::Relaxed) {
             return Err(Error::NoConsent);
         }
+        self.require(Purpose::Personalization)?;
         let bandits = &self.inner.shared.bandits;
         let signals = self.signals();
         let (decision, pending) = bandits.choose(bandit, context, &signals, now_ms())?;

@@ -21,6 +21,7 @@ pub mod faults;
 mod ingest;
 pub mod learning;
 pub mod metrics;
+pub mod privacy;
 pub mod storage;
 mod worker;
 
@@ -59,6 +60,11 @@ pub struct ServerConfig {
     pub device_config: Option<starling_proto::v1::DeviceConfig>,
     /// Federated learning tasks the server runs rounds for (`--learning-tasks`).
     pub learning_tasks: Vec<learning::TaskDefinition>,
+    /// Fewest contributing devices before a private report's estimate is published. The noise
+    /// already protects each device; the floor keeps estimates from being published while the
+    /// noise dominates them and while a handful of devices could be singled out by context.
+    /// Default 20.
+    pub private_min_devices: u32,
 }
 
 impl ServerConfig {
@@ -72,6 +78,7 @@ impl ServerConfig {
             prior_min_devices: 5,
             device_config: None,
             learning_tasks: Vec::new(),
+            private_min_devices: 20,
         }
     }
 }
@@ -167,6 +174,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/learning/{task}/checkin", post(learning::checkin_route))
         .route("/v1/learning/{task}/updates", post(learning::update_route))
         .route("/v1/learning/{task}/history", get(learning::history_route))
+        .route("/v1/private-reports", post(privacy::upload_route))
+        .route("/v1/private-reports/{report}", get(privacy::estimate_route))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .with_state(state)

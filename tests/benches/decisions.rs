@@ -23,6 +23,7 @@ struct Case {
     policy: PolicyKind,
     arms: usize,
     features: usize,
+    discount: f64,
 }
 
 fn cases() -> Vec<Case> {
@@ -35,6 +36,7 @@ fn cases() -> Vec<Case> {
             },
             arms: 10,
             features: 0,
+            discount: 1.0,
         },
         Case {
             label: "LinUCB, 50 arms, 20 features",
@@ -45,6 +47,18 @@ fn cases() -> Vec<Case> {
             },
             arms: 50,
             features: 20,
+            discount: 1.0,
+        },
+        Case {
+            label: "LinUCB, 50 arms, 20 features, discount 0.999",
+            policy: PolicyKind::LinUcb {
+                dims: 20,
+                alpha: 1.0,
+                ridge: 1.0,
+            },
+            arms: 50,
+            features: 20,
+            discount: 0.999,
         },
     ]
 }
@@ -59,7 +73,7 @@ fn run(case: &Case) -> (Vec<u64>, Vec<u64>, Vec<u64>) {
     let arms: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut rng = StdRng::seed_from_u64(3);
 
-    let mut bandit = Bandit::new(case.policy.clone(), &arms, 1.0).unwrap();
+    let mut bandit = Bandit::new(case.policy.clone(), &arms, case.discount).unwrap();
     for _ in 0..WARMUP {
         let x = context(&mut rng, case.features);
         let c = bandit.choose(&x, &mut rng).unwrap();
@@ -79,7 +93,9 @@ fn run(case: &Case) -> (Vec<u64>, Vec<u64>, Vec<u64>) {
 
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::new(dir.path()).with_bandit(
-        BanditSpec::new("bench", case.policy.clone(), &arms).with_window_ms(3_600_000),
+        BanditSpec::new("bench", case.policy.clone(), &arms)
+            .with_window_ms(3_600_000)
+            .with_discount(case.discount),
     );
     config.queue_capacity = 100_000;
     let device = Starling::open(config).unwrap();

@@ -11,6 +11,7 @@ use starling_core::{Config, Event, Starling, Value};
 use starling_server::{RunningServer, ServerConfig, StoredEvent};
 
 pub mod bench;
+pub mod contextual;
 pub mod learning;
 pub mod proxy;
 

@@ -523,9 +523,14 @@ fn over_selection_admits_a_bounded_number_of_devices_per_round() {
 
 #[test]
 fn device_noise_is_recorded_with_each_update_and_accepted_by_the_server() {
-    // z_d = 0.5: each update costs rho = 1 / (2 * 0.25) = 2 on the device.
+    // z_d = 1.25: each update costs rho = 1 / (2 * 1.5625) = 0.32 on the device, within the
+    // default daily rho budget (0.5).
     let asynchronous = r#"{"mode": "asynchronous", "buffer_size": 3, "max_staleness": 2}"#;
-    let mut definition = task("noisy", asynchronous, r#", "device_noise_multiplier": 0.5"#);
+    let mut definition = task(
+        "noisy",
+        asynchronous,
+        r#", "device_noise_multiplier": 1.25"#,
+    );
     definition.clip_norm = 1.0;
     let server = TestServer::start_with(|c| c.learning_tasks = vec![definition]);
     let mut rng = rand::rngs::StdRng::seed_from_u64(17);
@@ -536,10 +541,10 @@ fn device_noise_is_recorded_with_each_update_and_accepted_by_the_server() {
             .unwrap();
         assert_eq!(report.updates_sent, 1, "{report:?}");
         let training = report.training.unwrap();
-        assert!((training.device_rho - 2.0).abs() < 1e-9, "{training:?}");
+        assert!((training.device_rho - 0.32).abs() < 1e-9, "{training:?}");
         let status = device.learning_status("noisy").unwrap();
         assert_eq!(status.updates[0].state, "sent");
-        assert!((status.updates[0].device_rho - 2.0).abs() < 1e-9);
+        assert!((status.updates[0].device_rho - 0.32).abs() < 1e-9);
     }
     let history = history(&server, "noisy");
     assert_eq!(history["version"].as_u64(), Some(1), "{history}");

@@ -81,6 +81,9 @@ pub enum BanditError {
     /// A parameter is outside its range.
     #[error("invalid bandit parameter: {0}")]
     Parameter(String),
+    /// A computation on the learned state failed; the state is left as it was.
+    #[error("numerical failure: {0}")]
+    Numerical(String),
 }
 
 /// One choice: the arm, and the probability that the policy picks it in its current state.
@@ -92,7 +95,8 @@ pub struct Choice {
     pub propensity: f64,
 }
 
-/// Format tag of [`Bandit::encode_state`].
+/// Format tag of [`Bandit::encode_state`]. Within it, each arm's linear model carries its own
+/// tag (see `linear.rs`), so states written before discounted regressions existed still load.
 const STATE_FORMAT: u8 = 1;
 
 /// What a bandit has learned about one arm, for reports and fleet statistics.
@@ -174,7 +178,8 @@ pub struct Bandit {
     policy: PolicyKind,
     /// Weight of the past at each update, in (0, 1]: 1 remembers everything; 0.999 halves the
     /// weight of an observation after about 700 later ones, so preferences that drift are
-    /// followed.
+    /// followed. It applies to every arm at every update of any arm: the counts and, for
+    /// LinUCB, the regressions.
     discount: f64,
     arms: Vec<Arm>,
     /// Thompson sampling only: every arm's probability of being chosen in the current state,
@@ -259,7 +264,9 @@ impl Bandit {
             return;
         }
         let linear = match self.policy {
-            PolicyKind::LinUcb { dims, ridge, .. } => Some(LinearArm::new(dims, ridge)),
+            PolicyKind::LinUcb { dims, ridge, .. } => {
+                Some(LinearArm::new(dims, ridge, self.discount < 1.0))
+            }
             _ => None,
         };
         self.arms.push(Arm {
@@ -504,18 +511,26 @@ impl Bandit {
                 )));
             }
         }
+        // The chosen arm's regression first: it can still refuse, and then nothing changes.
+        let learned = match &self.arms[arm].linear {
+            Some(linear) => Some(linear.learned(context, reward, self.discount)?),
+            None => None,
+        };
         self.prepared = None;
         if self.discount < 1.0 {
-            for a in &mut self.arms {
+            for (i, a) in self.arms.iter_mut().enumerate() {
                 a.pulls *= self.discount;
                 a.reward_sum *= self.discount;
+                if let (true, Some(linear)) = (i != arm, &mut a.linear) {
+                    linear.fade(self.discount);
+                }
             }
         }
         let chosen = &mut self.arms[arm];
         chosen.pulls += 1.0;
         chosen.reward_sum += reward;
-        if let Some(linear) = &mut chosen.linear {
-            linear.update(context, reward);
+        if learned.is_some() {
+            chosen.linear = learned;
         }
         Ok(())
     }
@@ -547,17 +562,16 @@ impl Bandit {
             out.extend_from_slice(&arm.reward_sum.to_le_bytes());
             match &arm.linear {
                 None => out.push(0),
-                Some(linear) => {
-                    out.push(1);
-                    linear.encode(&mut out);
-                }
+                Some(linear) => linear.encode(&mut out),
             }
         }
         out
     }
 
     /// Replaces the learned state with one from [`Bandit::encode_state`] of a bandit with the
-    /// same policy. A state that does not fit this policy is refused and nothing changes.
+    /// same policy. A state that does not fit this policy is refused and nothing changes. A
+    /// LinUCB state stored under another discount is converted: the regressions are the same,
+    /// kept in the form this bandit's discount needs.
     pub fn restore_state(&mut self, bytes: &[u8]) -> Result<(), BanditError> {
         let bad = || BanditError::Parameter("the stored bandit state is damaged".into());
         let mut r = Reader(bytes);
@@ -565,8 +579,8 @@ impl Bandit {
             return Err(bad());
         }
         let n = r.u32().ok_or_else(bad)? as usize;
-        let dims = match self.policy {
-            PolicyKind::LinUcb { dims, .. } => Some(dims),
+        let linear_shape = match self.policy {
+            PolicyKind::LinUcb { dims, ridge, .. } => Some((dims, ridge)),
             _ => None,
         };
         let mut arms = Vec::with_capacity(n.min(1024));
@@ -577,10 +591,14 @@ impl Bandit {
             let active = r.u8().ok_or_else(bad)? != 0;
             let pulls = r.f64().ok_or_else(bad)?;
             let reward_sum = r.f64().ok_or_else(bad)?;
-            let linear = match (r.u8().ok_or_else(bad)?, dims) {
+            let linear = match (r.u8().ok_or_else(bad)?, linear_shape) {
                 (0, None) => None,
-                (1, Some(dims)) => Some(LinearArm::decode(&mut r, dims).ok_or_else(bad)?),
-                _ => return Err(bad()),
+                (0, Some(_)) => return Err(bad()),
+                (tag, Some((dims, ridge))) => Some(
+                    LinearArm::decode(tag, &mut r, dims, ridge, self.discount < 1.0)
+                        .ok_or_else(bad)?,
+                ),
+                (_, None) => return Err(bad()),
             };
             if !pulls.is_finite() || !reward_sum.is_finite() {
                 return Err(bad());

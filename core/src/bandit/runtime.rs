@@ -637,6 +637,61 @@ mod tests {
     }
 
     #[test]
+    fn a_linucb_state_stored_before_discounted_regressions_still_loads() {
+        // Written byte by byte in the layout stored before discounted regressions existed:
+        // arm "a" saw x = [1] with reward 1 (A⁻¹ = 1/2, b = 1), arm "b" nothing.
+        let mut old = vec![1u8];
+        old.extend_from_slice(&2u32.to_le_bytes());
+        for (name, pulls, sum, a_inv, b) in [("a", 1.0, 1.0, 0.5, 1.0), ("b", 0.0, 0.0, 1.0, 0.0)] {
+            old.extend_from_slice(&1u16.to_le_bytes());
+            old.extend_from_slice(name.as_bytes());
+            old.push(1);
+            for v in [pulls, sum] {
+                old.extend_from_slice(&f64::to_le_bytes(v));
+            }
+            old.push(1);
+            old.extend_from_slice(&1u32.to_le_bytes());
+            for v in [a_inv, b] {
+                old.extend_from_slice(&f64::to_le_bytes(v));
+            }
+        }
+        let policy = PolicyKind::LinUcb {
+            dims: 1,
+            alpha: 1.0,
+            ridge: 1.0,
+        };
+        let mut rng = StdRng::seed_from_u64(2);
+        for discount in [1.0, 0.5] {
+            let spec = BanditSpec::new("feed", policy.clone(), &["a", "b"]).with_discount(discount);
+            let row = ("feed".to_owned(), spec.fingerprint(), old.clone());
+            let runtime =
+                Runtime::restore(std::slice::from_ref(&spec), &[row], Vec::new()).unwrap();
+            let stats = runtime.arm_stats("feed").unwrap();
+            assert_eq!(
+                (stats[0].pulls, stats[1].pulls),
+                (1.0, 0.0),
+                "discount {discount}"
+            );
+            // Arm a scores 1/2 + sqrt(1/2), arm b (the prior) 1: a is chosen, whatever the
+            // discount, so the old regression was read as it was.
+            let slot = runtime.slot("feed").unwrap();
+            let mut state = slot.lock();
+            let p = state.bandit.propensities(&[1.0], 1, &mut rng).unwrap();
+            assert_eq!(p, vec![1.0, 0.0], "discount {discount}");
+            // With discount 0.5, two updates of b fade a to A = 1 + 1/4, b = 1/4: a scores
+            // 0.2 + sqrt(0.8) ≈ 1.094, b (A = 1 + 1.5, b = 0) sqrt(1/2.5) ≈ 0.632.
+            if discount < 1.0 {
+                state.bandit.update(1, &[1.0], 0.0).unwrap();
+                state.bandit.update(1, &[1.0], 0.0).unwrap();
+                let stats = state.bandit.arm_stats();
+                assert_eq!(stats[0].pulls, 0.25);
+                let p = state.bandit.propensities(&[1.0], 1, &mut rng).unwrap();
+                assert_eq!(p, vec![1.0, 0.0]);
+            }
+        }
+    }
+
+    #[test]
     fn restoring_follows_the_configured_arms_and_drops_orphan_decisions() {
         let spec = linucb();
         let mut bandit = spec.build().unwrap();

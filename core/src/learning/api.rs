@@ -1,12 +1,12 @@
 //! The handle's learning methods: examples, predictions and local training.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crossbeam_channel::TrySendError;
 use prost::Message;
 use starling_proto::v1::{ModelUpdate, StoredExample};
 
+use super::accounting::{self, Charge, NotStored};
 use super::model::{layout, Model};
 use super::store::{self, Submission};
 use super::train::{self, Sample};
@@ -31,9 +31,7 @@ impl Starling {
     /// on I/O. It is durable once [`flush`](Self::flush) returns. Each task keeps at most its
     /// `max_examples` (by default [`DEFAULT_MAX_EXAMPLES`]); older ones are evicted and counted.
     pub fn add_example(&self, task: &str, features: &Features, label: u32) -> Result<()> {
-        if !self.inner.shared.consent.load(Ordering::Relaxed) {
-            return Err(Error::NoConsent);
-        }
+        accounting::require(&self.inner)?;
         check_task_name(task)?;
         if let Some(bad) = features.values.iter().position(|v| !v.is_finite()) {
             return Err(Error::Learning(format!(
@@ -57,7 +55,13 @@ impl Starling {
 
         let bytes = example.encode_to_vec();
         let task = task.to_owned();
+        let shared = Arc::clone(&self.inner.shared);
         let job = Box::new(move |store: &mut Store| {
+            // Consent withdrawn after the check above: the withdrawal deleted the examples
+            // queued before it, and this one must not outlive it either.
+            if !accounting::allowed(&shared) {
+                return;
+            }
             match store::add_example(
                 store.connection(),
                 &task,
@@ -92,6 +96,11 @@ impl Starling {
     /// next sync, on the calling thread: for background jobs only (it reads every example and
     /// runs SGD). Does nothing, and says why, unless the device is eligible, holds the task's
     /// model and enough examples, and has not already built an update for the current round.
+    ///
+    /// Needs consent for [`Purpose::FederatedLearning`](crate::privacy::Purpose). An update
+    /// noised on the device is charged to the privacy ledger (rho, zCDP) in the same
+    /// transaction that stores it; one the budget cannot take fails with
+    /// [`Error::BudgetExceeded`] and nothing is stored.
     pub fn train_blocking(&self, task: &str, eligibility: Eligibility) -> Result<TrainingReport> {
         let _working = self
             .inner
@@ -187,19 +196,6 @@ pub(crate) fn record_of(s: Submission) -> UpdateRecord {
     }
 }
 
-/// The one place where an on-device private release is charged to the privacy budget, before
-/// the update is stored for sending.
-///
-/// TODO: charge `rho` to the persistent privacy ledger and refuse the release when the budget
-/// is spent; until then the cost is only recorded with the update ([`UpdateRecord::device_rho`]),
-/// so the app can show it but nothing stops a device from spending more.
-fn charge_release(task: &str, round: u64, rho: f64) -> Result<()> {
-    if rho > 0.0 {
-        log::debug!("starling: update of task {task:?} round {round} costs rho {rho}");
-    }
-    Ok(())
-}
-
 /// Trains the current round of `task` and stores the update; returns the report and, when an
 /// update was built, its encoded bytes.
 pub(crate) fn train_round(
@@ -216,9 +212,7 @@ pub(crate) fn train_round(
             None,
         ))
     };
-    if !inner.shared.consent.load(Ordering::SeqCst) {
-        return Err(Error::NoConsent);
-    }
+    accounting::require(inner)?;
     if !eligibility.allows_training() {
         return skipped("the device is not charging, unmetered and idle".into());
     }
@@ -226,6 +220,8 @@ pub(crate) fn train_round(
         return skipped(format!("no model of task {task:?} has been downloaded"));
     };
     let spec = task_of(&loaded).clone();
+    // Before reading and training on the examples: a release the budget cannot take is refused.
+    accounting::check_affordable(inner, &spec)?;
     let params = spec.training.unwrap_or_default();
     let (round, base_version) = (loaded.release.round, loaded.release.version);
 
@@ -276,8 +272,6 @@ pub(crate) fn train_round(
         spec.clip_norm,
         spec.device_noise_multiplier,
     )?;
-    charge_release(task, round, delta.rho)?;
-
     let message = ModelUpdate {
         update_id: uuid::Uuid::new_v4().as_bytes().to_vec(),
         task: task.to_owned(),
@@ -296,6 +290,18 @@ pub(crate) fn train_round(
         holdout_accuracy: evaluation.accuracy,
     };
     let payload = message.encode_to_vec();
+    let charge = Charge {
+        release_id: hex::encode(&message.update_id),
+        rho: delta.rho,
+        outline: format!(
+            "model update for round {round} of version {base_version}: {} weights trained on \
+             {} examples, clipped to L2 norm {} with Gaussian noise (sigma {:.3}), int8",
+            message.quantized.len(),
+            message.examples,
+            spec.clip_norm,
+            delta.noise_sigma
+        ),
+    };
     let submission = Submission {
         task: task.to_owned(),
         round,
@@ -306,7 +312,18 @@ pub(crate) fn train_round(
         outcome: String::new(),
         created_ms: now_ms(),
     };
-    with_db(inner, move |conn| store::save_submission(conn, &submission))?;
+    // Charged and stored together, before the update can leave: see `accounting`.
+    match accounting::store_charged(inner, submission, charge)? {
+        Ok(()) => {}
+        Err(NotStored::NoConsent) => return Err(Error::NoConsent),
+        Err(NotStored::Refused(reason)) => {
+            log::info!("starling: update of task {task:?} round {round} refused: {reason}");
+            return Err(Error::BudgetExceeded(reason));
+        }
+        Err(NotStored::AlreadyBuilt) => {
+            return skipped(format!("an update for round {round} was already built"))
+        }
+    }
     Ok((
         TrainingReport {
             trained: true,

@@ -7,6 +7,7 @@
 //! [`Starling::sync_learning_blocking`](crate::Starling::sync_learning_blocking).
 //! `docs/federated.md` describes a round from start to end.
 
+mod accounting;
 mod api;
 mod model;
 mod store;
@@ -210,6 +211,15 @@ pub(crate) fn decode_release(bytes: &[u8]) -> Result<Loaded> {
         .ok_or_else(|| Error::Learning("a model release without its task".into()))?;
     let model = model::Model::new(task, &release.weights)?;
     Ok(Loaded { release, model })
+}
+
+/// Deletes what federated learning kept on the device: every task's examples and the updates
+/// not yet sent. Runs inside the caller's transaction, both when consent as a whole and when
+/// the federated-learning purpose is withdrawn. The ledger charges of deleted updates stay
+/// (nothing is refunded); models and the records of sent updates stay too, as they hold no
+/// example. Returns `(examples, updates)` deleted.
+pub(crate) fn forget(conn: &rusqlite::Connection) -> Result<(u64, u64), StorageError> {
+    store::forget(conn)
 }
 
 /// Runs `f` on the writer thread with the database connection and waits for its result.

@@ -132,22 +132,21 @@ pub(crate) fn save_submission(conn: &Connection, s: &Submission) -> Result<(), S
 }
 
 /// Records what became of a submission; a refusal is counted.
+/// Runs inside the caller's transaction.
 pub(crate) fn mark_submission(
-    conn: &mut Connection,
+    tx: &Connection,
     task: &str,
     round: u64,
     new_state: &str,
     outcome: &str,
 ) -> Result<(), StorageError> {
-    let tx = conn.transaction()?;
     tx.execute(
         "UPDATE learning_submissions SET state = ?3, outcome = ?4 WHERE task = ?1 AND round = ?2",
         params![task, round as i64, new_state, outcome],
     )?;
     if new_state == state::REFUSED {
-        add_counter(&tx, COUNTER_REFUSED, 1)?;
+        add_counter(tx, COUNTER_REFUSED, 1)?;
     }
-    tx.commit()?;
     Ok(())
 }
 
@@ -198,6 +197,16 @@ fn submissions_where(
     Ok(rows)
 }
 
+/// Deletes every example and every pending submission; see [`super::forget`].
+pub(crate) fn forget(conn: &Connection) -> Result<(u64, u64), StorageError> {
+    let examples = conn.execute("DELETE FROM learning_examples", [])? as u64;
+    let updates = conn.execute(
+        "DELETE FROM learning_submissions WHERE state = ?1",
+        [state::PENDING],
+    )? as u64;
+    Ok((examples, updates))
+}
+
 /// A cumulative counter's value.
 pub(crate) fn counter(conn: &Connection, name: &str) -> Result<u64, StorageError> {
     Ok(conn
@@ -243,7 +252,7 @@ mod tests {
 
     #[test]
     fn one_submission_per_round() {
-        let mut conn = db();
+        let conn = db();
         let s = Submission {
             task: "a".into(),
             round: 3,
@@ -256,7 +265,7 @@ mod tests {
         };
         save_submission(&conn, &s).unwrap();
         assert!(save_submission(&conn, &s).is_err());
-        mark_submission(&mut conn, "a", 3, state::REFUSED, "stale").unwrap();
+        mark_submission(&conn, "a", 3, state::REFUSED, "stale").unwrap();
         let back = submission(&conn, "a", 3).unwrap().unwrap();
         assert_eq!(
             (back.state.as_str(), back.outcome.as_str()),

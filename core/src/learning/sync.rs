@@ -4,16 +4,18 @@
 //!
 //! An update is stored before its first upload and re-sent byte for byte until the server
 //! answers, so a device killed mid-round neither loses its update nor submits twice: the
-//! server recognises the update id.
+//! server recognises the update id. Its on-device noise was charged to the privacy ledger
+//! when it was stored (see `accounting`), so a resend costs no budget; every exchange needs
+//! consent for federated learning, checked again before each upload.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use prost::Message;
-use starling_proto::v1::{CheckIn, CheckInAnswer, ErrorResponse, UpdateReceipt};
+use starling_proto::v1::{CheckIn, CheckInAnswer, ErrorResponse, ModelUpdate, UpdateReceipt};
 
 use super::store::{self, state};
-use super::{api, decode_release, with_db, Eligibility, TrainingReport};
+use super::{accounting, api, decode_release, with_db, Eligibility, TrainingReport};
 use crate::error::{Error, Result};
 use crate::sync::transport::{Fetched, Transport};
 use crate::{Inner, Starling};
@@ -105,9 +107,7 @@ pub(crate) fn run(
         .work
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    if !inner.shared.consent.load(Ordering::SeqCst) {
-        return Err(Error::NoConsent);
-    }
+    accounting::require(inner)?;
     let transport = inner.transport.as_ref().ok_or(Error::NoServer)?;
     let mut report = LearningSyncReport::default();
 
@@ -158,13 +158,29 @@ pub(crate) fn run(
         return finish(inner, task, report);
     }
 
+    // A device whose budget cannot take the round's update does not ask for a seat.
+    let spent = |reason: String| TrainingReport {
+        skipped_reason: Some(format!("privacy budget exceeded: {reason}")),
+        round,
+        base_version: loaded.release.version,
+        ..Default::default()
+    };
+    match accounting::check_affordable(inner, api::task_of(&loaded)) {
+        Ok(()) => {}
+        Err(Error::BudgetExceeded(reason)) => {
+            report.training = Some(spent(reason));
+            return finish(inner, task, report);
+        }
+        Err(e) => return Err(e),
+    }
+
     // Ask to take part before spending the battery on training.
     let check_in = CheckIn {
         device_id: inner.request(crate::storage::writer::Command::DeviceId)?,
         version: loaded.release.version,
         examples: examples.min(u64::from(u32::MAX)) as u32,
     };
-    match transport.post(&path(task, "checkin"), &check_in.encode_to_vec()) {
+    match transport.exchange(&path(task, "checkin"), &check_in.encode_to_vec()) {
         Ok((200, body)) => match CheckInAnswer::decode(body.as_slice()) {
             Ok(answer) => {
                 report.admitted = Some(answer.admitted);
@@ -188,7 +204,13 @@ pub(crate) fn run(
         }
     }
 
-    let (training, payload) = api::train_round(inner, task, eligibility)?;
+    let (training, payload) = match api::train_round(inner, task, eligibility) {
+        Ok(built) => built,
+        // The budget is spent for now: nothing was stored, and the round goes on without
+        // this device. Not an error of the exchange.
+        Err(Error::BudgetExceeded(reason)) => (spent(reason), None),
+        Err(e) => return Err(e),
+    };
     let round = training.round;
     report.training = Some(training);
     if let Some(payload) = payload {
@@ -246,7 +268,10 @@ fn send(
     payload: &[u8],
     report: &mut LearningSyncReport,
 ) -> Result<bool> {
-    let (new_state, outcome) = match transport.post(&path(task, "updates"), payload) {
+    // Consent may have been withdrawn since the exchange began; the withdrawal deleted the
+    // stored updates, and none leaves after it.
+    accounting::require(inner)?;
+    let (new_state, outcome) = match transport.exchange(&path(task, "updates"), payload) {
         Ok((200, body)) => {
             let status = UpdateReceipt::decode(body.as_slice())
                 .map(|r| r.status)
@@ -272,8 +297,17 @@ fn send(
         }
     };
     let name = task.to_owned();
+    let release_id = ModelUpdate::decode(payload)
+        .map(|u| hex::encode(u.update_id))
+        .ok();
     with_db(inner, move |conn| {
-        store::mark_submission(conn, &name, round, new_state, &outcome)
+        let tx = conn.transaction()?;
+        store::mark_submission(&tx, &name, round, new_state, &outcome)?;
+        if let Some(id) = release_id {
+            accounting::mark_answered(&tx, &id, crate::now_ms())?;
+        }
+        tx.commit()?;
+        Ok(())
     })?;
     Ok(true)
 }

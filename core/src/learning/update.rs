@@ -82,18 +82,44 @@ pub(crate) fn build(
 /// noised values with the zCDP rho of releasing them when one contribution moves `values` by at
 /// most `sensitivity` in L2.
 pub(crate) fn gaussian(values: &[f64], sigma: f64, sensitivity: f64) -> Result<(Vec<f64>, f64)> {
-    let dp = |e: opendp::error::Error| Error::Learning(format!("noise: {e}"));
+    let measurement = gaussian_measurement(sigma)?;
+    let rho = measurement.map(&sensitivity).map_err(dp)?;
+    let noised = measurement.invoke(&values.to_vec()).map_err(dp)?;
+    Ok((noised, rho))
+}
+
+/// The zCDP rho an update of a task with this clip bound and device noise multiplier will
+/// cost, from the same opendp map [`build`] uses (0 without device noise). Lets the device
+/// check its budget before it spends the battery on training.
+pub(crate) fn device_rho(clip_norm: f64, noise_multiplier: f64) -> Result<f64> {
+    if !noise_multiplier.is_finite() || noise_multiplier <= 0.0 {
+        return Ok(0.0);
+    }
+    gaussian_measurement(noise_multiplier * clip_norm)?
+        .map(&clip_norm)
+        .map_err(dp)
+}
+
+fn dp(e: opendp::error::Error) -> Error {
+    Error::Learning(format!("noise: {e}"))
+}
+
+type Gaussian = opendp::core::Measurement<
+    VectorDomain<AtomDomain<f64>>,
+    L2Distance<f64>,
+    ZeroConcentratedDivergence,
+    Vec<f64>,
+>;
+
+fn gaussian_measurement(sigma: f64) -> Result<Gaussian> {
     // Measurements are built per release: opendp's objects are not Send.
-    let measurement = make_gaussian::<_, _, ZeroConcentratedDivergence>(
+    make_gaussian::<_, _, ZeroConcentratedDivergence>(
         VectorDomain::new(AtomDomain::<f64>::new_non_nan()),
         L2Distance::<f64>::default(),
         sigma,
         None,
     )
-    .map_err(dp)?;
-    let rho = measurement.map(&sensitivity).map_err(dp)?;
-    let noised = measurement.invoke(&values.to_vec()).map_err(dp)?;
-    Ok((noised, rho))
+    .map_err(dp)
 }
 
 #[cfg(test)]
@@ -126,6 +152,8 @@ mod tests {
         assert_eq!(delta.noise_sigma, 1.0);
         // rho = sensitivity^2 / (2 sigma^2) = 0.25 / 2.
         assert!((delta.rho - 0.125).abs() < 1e-9, "{}", delta.rho);
+        assert_eq!(device_rho(0.5, 2.0).unwrap(), delta.rho, "the same map");
+        assert_eq!(device_rho(0.5, 0.0).unwrap(), 0.0);
         let back = starling_proto::quantize::dequantize(delta.scale, &delta.quantized);
         let sd = (back.iter().map(|x| x * x).sum::<f64>() / back.len() as f64).sqrt();
         // The sample sd of 200 N(0, 1) draws is within 0.8..1.2 with overwhelming probability.

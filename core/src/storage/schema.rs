@@ -120,6 +120,30 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (task, round)
     ) WITHOUT ROWID;
     "#,
+    // 5: the privacy ledger (every private release, charged before it is sent, never
+    // refunded) and the per-day tallies the private reports are built from. The ledger clock
+    // lives in meta under 'privacy_clock_ms'.
+    r#"
+    CREATE TABLE privacy_releases (
+        id         TEXT    PRIMARY KEY, -- random; also the server's deduplication key
+        charged_ms INTEGER NOT NULL,    -- ledger clock at the charge, Unix epoch ms
+        channel    TEXT    NOT NULL,    -- where it goes, e.g. 'report:daily_usage'
+        measure    TEXT    NOT NULL,    -- 'epsilon' (pure DP) or 'rho' (zCDP)
+        amount     REAL    NOT NULL,    -- from opendp's privacy map
+        outline    TEXT    NOT NULL,    -- what it holds, in words, never the values
+        payload    BLOB,                -- the encoded release until the server has it
+        sent_ms    INTEGER              -- when the server acknowledged it
+    ) WITHOUT ROWID;
+    CREATE INDEX privacy_releases_by_time ON privacy_releases (measure, charged_ms);
+
+    CREATE TABLE privacy_tally (
+        report TEXT    NOT NULL,
+        day    INTEGER NOT NULL, -- UTC days since the Unix epoch
+        cell   TEXT    NOT NULL, -- 'e:<event>' or 'b:<bucket index>'
+        count  INTEGER NOT NULL,
+        PRIMARY KEY (report, day, cell)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this SDK writes.

@@ -93,6 +93,11 @@ pub(crate) struct Store {
     /// Bytes of stored events plus sealed batch payloads, kept in step with every write so the
     /// size bound is checked without a query.
     stored_bytes: u64,
+    /// What the private reports tally from each committed event.
+    pub(crate) tally: crate::privacy::tally::Tally,
+    /// Off while consent for raw events is withdrawn: committed events feed the signals,
+    /// bandits and tallies but are not queued for upload.
+    pub(crate) keep_events: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Store {
@@ -102,6 +107,8 @@ impl Store {
         let mut store = Store {
             conn,
             stored_bytes: 0,
+            tally: Default::default(),
+            keep_events: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
         };
         store.stored_bytes = store.measure_bytes()?;
         if report.moved_aside.is_some() {
@@ -168,7 +175,11 @@ impl Store {
     ) -> Result<(), StorageError> {
         let tx = self.conn.transaction()?;
         let mut added = 0u64;
-        {
+        let keep = self.keep_events.load(std::sync::atomic::Ordering::SeqCst);
+        if !keep {
+            add_counter(&tx, counter::CONSENT_DELETED, events.len() as u64)?;
+        }
+        if keep {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO events (name, time_ms, recorded_ms, props, size) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
@@ -190,6 +201,7 @@ impl Store {
             }
         }
         add_counter(&tx, counter::COMMITTED, events.len() as u64)?;
+        self.tally.record(&tx, events)?;
         if let Some(rows) = signals {
             let mut stmt = tx.prepare_cached(
                 "INSERT OR REPLACE INTO signal_state (name, spec, state) VALUES (?1, ?2, ?3)",
@@ -540,6 +552,36 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes the queued events and batches and the unreported losses: consent for raw events
+    /// was withdrawn. Returns how many events went.
+    pub(crate) fn clear_queue(&mut self) -> Result<u64, StorageError> {
+        let tx = self.conn.transaction()?;
+        let unsealed: i64 = tx.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+        let batched: i64 =
+            tx.query_row("SELECT coalesce(sum(events), 0) FROM batches", [], |r| {
+                r.get(0)
+            })?;
+        tx.execute_batch("DELETE FROM events; DELETE FROM batches; DELETE FROM pending_losses;")?;
+        let deleted = (unsealed + batched) as u64;
+        add_counter(&tx, counter::CONSENT_DELETED, deleted)?;
+        tx.commit()?;
+        self.stored_bytes = 0;
+        Ok(deleted)
+    }
+
+    /// Deletes the signal and bandit states and the pending decisions: consent for
+    /// personalization was withdrawn.
+    pub(crate) fn clear_personalization(&mut self) -> Result<(), StorageError> {
+        let tx = self.conn.transaction()?;
+        tx.execute_batch(
+            "DELETE FROM signal_state; DELETE FROM bandit_state; DELETE FROM decisions;
+             DELETE FROM bandit_contrib;",
+        )?;
+        tx.execute("DELETE FROM meta WHERE key = ?1", [SIGNALS_META_KEY])?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Deletes every event, batch and unreported loss: consent was withdrawn.
     pub(crate) fn clear(&mut self) -> Result<u64, StorageError> {
         let tx = self.conn.transaction()?;
@@ -551,10 +593,9 @@ impl Store {
         tx.execute_batch(
             "DELETE FROM events; DELETE FROM batches; DELETE FROM pending_losses;
              DELETE FROM signal_state; DELETE FROM bandit_state; DELETE FROM decisions;
-             DELETE FROM bandit_contrib;
-             DELETE FROM learning_examples;
-             DELETE FROM learning_submissions WHERE state = 'pending';",
+             DELETE FROM bandit_contrib;",
         )?;
+        crate::learning::forget(&tx)?;
         tx.execute("DELETE FROM meta WHERE key = ?1", [SIGNALS_META_KEY])?;
         let deleted = (unsealed + batched) as u64;
         add_counter(&tx, counter::CONSENT_DELETED, deleted)?;

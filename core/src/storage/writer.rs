@@ -23,6 +23,10 @@ use crate::{now_ms, Config, Diagnostics, Shared};
 /// A reply channel for one command.
 pub(crate) type Reply<T> = Sender<Result<T>>;
 
+/// Work of another part of the core (the privacy ledger) that must run on the writer thread,
+/// which owns the connection. It sends its own result; the reply says it ran.
+pub(crate) type StoreTask = Box<dyn FnMut(&mut Store) -> Result<(), StorageError> + Send>;
+
 /// Most events kept in memory while the store refuses writes (for example a full disk), beyond
 /// the ones the channel holds. Older ones are dropped and counted past this bound.
 const MAX_UNCOMMITTED_EVENTS: usize = 100_000;
@@ -69,6 +73,11 @@ pub(crate) enum Command {
     Shutdown(Reply<()>),
     /// Run a job on the store (federated learning's tables); the job replies itself.
     Learning(StoreJob),
+    /// Commit what is buffered, then run a task on the store.
+    Task(StoreTask, Reply<()>),
+    /// Forget the signals, what the bandits learned and the pending decisions (consent for
+    /// personalization was withdrawn).
+    ClearPersonalization(Reply<()>),
 }
 
 /// A job that runs on the writer thread with the store.
@@ -307,6 +316,13 @@ impl Writer {
                 let _ = reply.send(self.commit());
                 return true;
             }
+            Command::ClearPersonalization(reply) => {
+                let _ = reply.send(self.clear_personalization());
+            }
+            Command::Task(mut task, reply) => {
+                let result = self.commit().and_then(|()| self.with_store(|s| task(s)));
+                let _ = reply.send(result);
+            }
         }
         false
     }
@@ -478,6 +494,18 @@ impl Writer {
         Ok(())
     }
 
+    fn clear_personalization(&mut self) -> Result<()> {
+        // Decisions and states not yet committed go with the committed ones.
+        self.commit()?;
+        self.bandit_rows = BanditRows::default();
+        self.with_store(|s| s.clear_personalization())?;
+        self.signals = self.signals.cleared();
+        self.publish_signals();
+        self.shared.bandits.reset();
+        log::info!("starling: personalization withdrawn; signals and bandit states deleted");
+        Ok(())
+    }
+
     fn reset_device_id(&mut self) -> Result<String> {
         // Events tracked under the old id leave under the old id: seal them first, so the new
         // id is never linked to earlier activity.
@@ -537,12 +565,20 @@ impl Writer {
             Ok(value) => Ok(value),
             Err(e) if e.is_corruption() => {
                 log::error!("starling: database corrupt while in use ({e}); recreating it");
-                let (store, _) = Store::reopen_after_corruption(&self.config.data_dir)?;
+                let (mut store, _) = Store::reopen_after_corruption(&self.config.data_dir)?;
+                store.tally = std::mem::take(&mut self.store.tally);
+                store.keep_events = std::sync::Arc::clone(&self.store.keep_events);
                 self.store = store;
                 self.signals_rewrite = true;
                 if self.shared.consent.load(Ordering::SeqCst) {
                     self.store.set_meta("consent", "granted")?;
                 }
+                self.shared.purposes.persist(&mut self.store)?;
+                crate::privacy::ledger::assume_spent(
+                    self.store.connection(),
+                    &self.config.privacy.budget,
+                    now_ms(),
+                )?;
                 Ok(op(&mut self.store)?)
             }
             Err(e) => {

@@ -38,6 +38,8 @@ pub struct SyncReport {
     pub retry_at_ms: Option<i64>,
     /// Why the last attempt failed, if it did.
     pub last_error: Option<String>,
+    /// What the private reports did, if any are configured or waiting.
+    pub private_reports: crate::privacy::ReportsOutcome,
 }
 
 /// Seals pending events into batches and uploads every sealed batch, stopping at the first
@@ -56,7 +58,12 @@ pub(crate) fn run(inner: &Inner) -> Result<SyncReport> {
     let backing_off = retry_at > now
         // A clock moved backwards must not postpone uploads beyond the delay that was chosen.
         && retry_at - now <= meta_i64(inner, META_RETRY_DELAY)?;
-    if !backing_off {
+    let raw_events = inner
+        .shared
+        .purposes
+        .granted(crate::privacy::Purpose::RawEvents);
+    if !backing_off && raw_events {
+        crate::privacy::consent::rotate_device_id_if_due(inner)?;
         let batches = inner.request(Command::PrepareUpload)?;
         let mut failed = false;
         for batch in batches {
@@ -107,13 +114,21 @@ pub(crate) fn run(inner: &Inner) -> Result<SyncReport> {
             set_meta(inner, META_FAILURES, "0".into())?;
             set_meta(inner, META_RETRY_AT, "0".into())?;
         }
-    } else {
+    } else if backing_off {
         report.retry_at_ms = Some(retry_at);
     }
 
     if report.last_error.is_none() && !backing_off {
         fetch_fleet_priors(inner, transport);
         fetch_device_config(inner, transport);
+        // Best effort like the downloads: a failure leaves the reports charged and queued.
+        report.private_reports = crate::privacy::api::run(inner, transport).unwrap_or_else(|e| {
+            log::warn!("starling: private reports not prepared or sent: {e}");
+            crate::privacy::ReportsOutcome {
+                send_error: Some(e.to_string()),
+                ..Default::default()
+            }
+        });
     }
 
     let diagnostics = inner.request(Command::Diagnostics)?;

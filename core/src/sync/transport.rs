@@ -139,7 +139,7 @@ impl Transport {
 impl Transport {
     /// Posts a protobuf `body` to `path` under the server URL and returns the status and the
     /// answer's body; an error with the reason when no answer came.
-    pub(crate) fn post(
+    pub(crate) fn exchange(
         &self,
         path: &str,
         body: &[u8],
@@ -160,6 +160,37 @@ impl Transport {
             .read_to_vec()
             .map_err(|e| format!("reading the answer: {e}"))?;
         Ok((status, body))
+    }
+
+    /// Sends a protobuf body to `path` under the server URL and classifies the answer like an
+    /// upload of events.
+    pub(crate) fn post(&self, path: &str, body: &[u8]) -> UploadOutcome {
+        let result = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("content-type", starling_proto::CONTENT_TYPE_PROTOBUF)
+            .header("authorization", &self.authorization)
+            .send(body);
+        match result {
+            Ok(mut response) => {
+                let status = response.status().as_u16();
+                let retry_after_ms = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| parse_retry_after(v, now_ms()));
+                let _ = response
+                    .body_mut()
+                    .with_config()
+                    .limit(64 * 1024)
+                    .read_to_vec();
+                classify(status, retry_after_ms)
+            }
+            Err(e) => UploadOutcome::Retry {
+                reason: format!("network: {e}"),
+                retry_after_ms: None,
+            },
+        }
     }
 }
 

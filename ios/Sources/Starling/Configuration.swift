@@ -62,6 +62,16 @@ extension Starling {
         /// after it leaves the foreground.
         public var backgroundSyncInterval: TimeInterval?
 
+        /// Signals kept current on the device; see ``Starling/Signal``. Default: none.
+        public var signals: [Signal]
+
+        /// Events older than the newest one by more than this, in seconds, are too late for the
+        /// signals: stored and sent as usual, but applied to none. Default 5 minutes.
+        public var signalAllowedLateness: TimeInterval
+
+        /// Bandits that choose variants on the device; see ``Starling/Bandit``. Default: none.
+        public var bandits: [Bandit]
+
         /// A configuration with the core's defaults.
         ///
         /// - Parameters:
@@ -87,6 +97,9 @@ extension Starling {
             backoffInitial = seconds(defaults.backoffInitialMs)
             backoffMax = seconds(defaults.backoffMaxMs)
             backgroundSyncInterval = defaults.backgroundSyncIntervalMs.map(seconds)
+            signals = []
+            signalAllowedLateness = seconds(defaults.signalAllowedLatenessMs)
+            bandits = []
         }
 
         /// `Application Support/<bundle identifier>/Starling` in the user's domain: private to
@@ -126,10 +139,12 @@ extension Starling {
                     (interval) throws(StarlingError) in
                     try milliseconds(interval, "backgroundSyncInterval")
                 },
-                // Signals and bandits are not declared from Swift yet: the core's defaults apply.
-                signals: [],
-                signalAllowedLatenessMs: defaultConfig(dataDir: "").signalAllowedLatenessMs,
-                bandits: []
+                signals: try signals.map { (signal) throws(StarlingError) in try signal.ffiSignal()
+                },
+                signalAllowedLatenessMs: try milliseconds(
+                    signalAllowedLateness, "signalAllowedLateness"),
+                bandits: try bandits.map { (bandit) throws(StarlingError) in try bandit.ffiBandit()
+                }
             )
         }
     }
@@ -149,12 +164,12 @@ extension Starling.Configuration: CustomStringConvertible, CustomDebugStringConv
 }
 
 /// Milliseconds as seconds.
-private func seconds(_ milliseconds: UInt64) -> TimeInterval {
+func seconds(_ milliseconds: UInt64) -> TimeInterval {
     TimeInterval(milliseconds) / 1000
 }
 
 /// Seconds as whole milliseconds, rounded to the nearest; `name` is for the error.
-private func milliseconds(_ seconds: TimeInterval, _ name: String) throws(StarlingError) -> UInt64 {
+func milliseconds(_ seconds: TimeInterval, _ name: String) throws(StarlingError) -> UInt64 {
     guard seconds.isFinite, seconds >= 0,
         let value = UInt64(exactly: (seconds * 1000).rounded())
     else {
@@ -165,7 +180,7 @@ private func milliseconds(_ seconds: TimeInterval, _ name: String) throws(Starli
 }
 
 /// `value` as an unsigned number; `name` is for the error.
-private func nonNegative(_ value: Int, _ name: String) throws(StarlingError) -> UInt64 {
+func nonNegative(_ value: Int, _ name: String) throws(StarlingError) -> UInt64 {
     guard value >= 0 else {
         throw .invalidConfiguration(reason: "\(name) must be at least 0; got \(value)")
     }

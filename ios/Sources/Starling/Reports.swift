@@ -83,6 +83,18 @@ public struct Diagnostics: Sendable, Hashable {
     /// Bytes the store holds (events and batches), as counted against
     /// ``Starling/Configuration/maxStoreBytes``.
     public let storedBytes: Int
+    /// Bandit decisions made with ``Starling/choose(_:context:)``.
+    public let decisionsMade: Int
+    /// Decisions still waiting for their reward.
+    public let decisionsPending: Int
+    /// Decisions rewarded by the app with ``Starling/reward(_:value:)``.
+    public let rewardsReported: Int
+    /// Decisions rewarded by a tracked ``Starling/Bandit/rewardEvent``.
+    public let rewardsAttributed: Int
+    /// Decisions whose attribution window closed without a reward (learned as 0).
+    public let decisionsExpired: Int
+    /// Rewards for decisions already settled, ignored.
+    public let rewardsLate: Int
 
     init(_ d: StarlingFFI.Diagnostics) {
         eventsCommitted = Int(clamping: d.eventsCommitted)
@@ -103,5 +115,11 @@ public struct Diagnostics: Sendable, Hashable {
         batchesQueued = Int(clamping: d.batchesQueued)
         eventsBatched = Int(clamping: d.eventsBatched)
         storedBytes = Int(clamping: d.storedBytes)
+        decisionsMade = Int(clamping: d.decisionsMade)
+        decisionsPending = Int(clamping: d.decisionsPending)
+        rewardsReported = Int(clamping: d.rewardsReported)
+        rewardsAttributed = Int(clamping: d.rewardsAttributed)
+        decisionsExpired = Int(clamping: d.decisionsExpired)
+        rewardsLate = Int(clamping: d.rewardsLate)
     }
 }

@@ -36,7 +36,7 @@ public final class Starling: Sendable {
     private let blockingQueue = DispatchQueue(
         label: "dev.starling.blocking", attributes: .concurrent)
 
-    private init(inner: StarlingFFI.Starling) {
+    init(inner: StarlingFFI.Starling) {
         self.inner = inner
     }
 

@@ -33,11 +33,14 @@ public enum StarlingError: Error, LocalizedError, Sendable, Hashable {
     /// The instance was closed (see ``Starling/close()``).
     case closed(reason: String)
 
-    /// A name Starling does not know (a signal, a bandit, a decision).
+    /// No signal, bandit or decision goes by the name or id passed: a typo, a definition missing
+    /// from ``Starling/Configuration/signals`` or ``Starling/Configuration/bandits``, or a
+    /// decision id this SDK did not make. The reason quotes the name.
     case notFound(reason: String)
 
-    /// An argument Starling refused (a bandit's context or reward, a learning example or task);
-    /// the reason says why.
+    /// A bandit refused its input: a context of the wrong length or with a number that is not
+    /// finite, or a reward outside the range its policy learns from; a learning example or
+    /// task that does not fit its model; or a private release's parameters.
     case invalidArgument(reason: String)
 
     /// A bug inside Starling, caught before it could reach the app. Please report it with the

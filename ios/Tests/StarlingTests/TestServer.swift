@@ -19,9 +19,10 @@ final class TestServer: @unchecked Sendable {
     private let process: Process
     private let directory: URL
 
-    /// Starts the server (with `extraArguments` on its command line) and waits until
-    /// `/healthz` answers.
-    init(extraArguments: [String] = []) async throws {
+    /// Starts the server and waits until `/healthz` answers. With `deviceConfig` (the operator's
+    /// JSON), it serves those signal and bandit definitions at `GET /v1/config`.
+    /// `extraArguments` go on its command line.
+    init(deviceConfig: String? = nil, extraArguments: [String] = []) async throws {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("starling-server-\(UUID().uuidString)", isDirectory: true)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -36,7 +37,13 @@ final class TestServer: @unchecked Sendable {
             "--listen", "127.0.0.1:0",
             "--data-dir", directory.appendingPathComponent("data").path,
             "--api-key-file", keys.path,
-        ] + extraArguments
+        ]
+        if let deviceConfig {
+            let file = directory.appendingPathComponent("device-config.json")
+            try deviceConfig.write(to: file, atomically: true, encoding: .utf8)
+            process.arguments! += ["--device-config", file.path]
+        }
+        process.arguments! += extraArguments
         var environment = ProcessInfo.processInfo.environment
         environment["RUST_LOG"] = "info"
         process.environment = environment

@@ -88,6 +88,19 @@ pub struct Stats {
     pub device_losses: BTreeMap<String, u64>,
 }
 
+/// A private report as stored: its keys, and the encoded `PrivateReport`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPrivateReport {
+    /// The device's random release id; stored once.
+    pub release_id: String,
+    /// The report's name.
+    pub report: String,
+    /// The UTC day it covers.
+    pub day: i64,
+    /// The encoded `PrivateReport`.
+    pub body: Vec<u8>,
+}
+
 /// Errors from a storage backend.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -126,4 +139,19 @@ pub trait Storage: Send + 'static {
         since_ms: i64,
         until_ms: i64,
     ) -> Result<Vec<BanditEvent>, StorageError>;
+    /// Stores private reports of one app in one transaction, skipping release ids stored
+    /// before. Returns how many were new.
+    fn store_private_reports(
+        &mut self,
+        app: &str,
+        reports: &[StoredPrivateReport],
+        received_ms: i64,
+    ) -> Result<u32, StorageError>;
+    /// The encoded private reports of one app, report and day.
+    fn private_reports(
+        &mut self,
+        app: &str,
+        report: &str,
+        day: i64,
+    ) -> Result<Vec<Vec<u8>>, StorageError>;
 }

@@ -5,7 +5,10 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 use starling_proto::batch::Value;
 
-use super::{BanditEvent, IngestBatch, IngestOutcome, Stats, Storage, StorageError, StoredEvent};
+use super::{
+    BanditEvent, IngestBatch, IngestOutcome, Stats, Storage, StorageError, StoredEvent,
+    StoredPrivateReport,
+};
 
 const SCHEMA: &[&str] = &[
     r#"
@@ -52,6 +55,19 @@ const SCHEMA: &[&str] = &[
     r#"
     -- Bandit evaluation and fleet priors read one app's events of one name.
     CREATE INDEX events_by_name ON events (app, name, time_ms);
+"#,
+    r#"
+    -- Private reports, noised on the devices; one row per release id.
+    CREATE TABLE private_reports (
+        app         TEXT    NOT NULL,
+        release_id  TEXT    NOT NULL,
+        report      TEXT    NOT NULL,
+        day         INTEGER NOT NULL, -- UTC days since the Unix epoch
+        body        BLOB    NOT NULL, -- the encoded PrivateReport
+        received_ms INTEGER NOT NULL,
+        PRIMARY KEY (app, release_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX private_reports_by_day ON private_reports (app, report, day);
 "#,
 ];
 
@@ -290,6 +306,47 @@ impl Storage for SqliteStorage {
                 properties: serde_json::from_str(&props).unwrap_or(serde_json::Value::Null),
             })
         })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn store_private_reports(
+        &mut self,
+        app: &str,
+        reports: &[StoredPrivateReport],
+        received_ms: i64,
+    ) -> Result<u32, StorageError> {
+        let tx = self.conn.transaction()?;
+        let mut stored = 0;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO private_reports (app, release_id, report, day, body, received_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for r in reports {
+                stored += stmt.execute(params![
+                    app,
+                    r.release_id,
+                    r.report,
+                    r.day,
+                    r.body,
+                    received_ms
+                ])? as u32;
+            }
+        }
+        tx.commit()?;
+        Ok(stored)
+    }
+
+    fn private_reports(
+        &mut self,
+        app: &str,
+        report: &str,
+        day: i64,
+    ) -> Result<Vec<Vec<u8>>, StorageError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT body FROM private_reports WHERE app = ?1 AND report = ?2 AND day = ?3",
+        )?;
+        let rows = stmt.query_map(params![app, report, day], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }

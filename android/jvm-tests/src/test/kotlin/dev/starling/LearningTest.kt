@@ -36,7 +36,7 @@ class LearningTest {
                 """.trimIndent(),
             )
         }
-        server = LoopbackServer.start(dir, listOf("--learning-tasks", tasks.path))
+        server = LoopbackServer.start(dir, extraArgs = listOf("--learning-tasks", tasks.path))
     }
 
     @AfterEach

@@ -57,16 +57,29 @@ class LoopbackServer private constructor(
             return File(path).also { check(it.canExecute()) { "no server binary at $it; run `make bindings` first" } }
         }
 
-        /** Starts a server keeping its database under [dir] and waits until `/healthz` answers. */
-        fun start(dir: File, extraArgs: List<String> = emptyList()): LoopbackServer {
+        /**
+         * Starts a server keeping its database under [dir] and waits until `/healthz` answers.
+         * With [deviceConfig] (the operator's JSON), it serves those signal and bandit
+         * definitions at `GET /v1/config`. [extraArgs] go on the server's command line.
+         */
+        fun start(
+            dir: File,
+            deviceConfig: String? = null,
+            extraArgs: List<String> = emptyList(),
+        ): LoopbackServer {
             val keys = File(dir, "api-keys").apply { writeText("$APP:$API_KEY\n") }
-            val process = ProcessBuilder(
+            val arguments = mutableListOf(
                 binary().path,
                 "--listen", "127.0.0.1:0",
                 "--data-dir", File(dir, "server-data").path,
                 "--api-key-file", keys.path,
-                *extraArgs.toTypedArray(),
-            ).apply {
+            )
+            if (deviceConfig != null) {
+                val file = File(dir, "device-config.json").apply { writeText(deviceConfig) }
+                arguments += listOf("--device-config", file.path)
+            }
+            arguments += extraArgs
+            val process = ProcessBuilder(arguments).apply {
                 environment()["RUST_LOG"] = "info"
                 redirectOutput(ProcessBuilder.Redirect.DISCARD)
             }.start()

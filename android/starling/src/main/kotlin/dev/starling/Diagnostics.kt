@@ -47,6 +47,18 @@ public data class Diagnostics(
     val eventsBatched: Long,
     /** Bytes the store holds, as counted against [StarlingConfig.maxStoreBytes]. */
     val storedBytes: Long,
+    /** Bandit decisions made with [Starling.choose]. */
+    val decisionsMade: Long,
+    /** Decisions still waiting for their reward. */
+    val decisionsPending: Long,
+    /** Decisions rewarded by the app with [Starling.reward]. */
+    val rewardsReported: Long,
+    /** Decisions rewarded by a tracked [BanditDefinition.rewardEvent]. */
+    val rewardsAttributed: Long,
+    /** Decisions whose attribution window closed without a reward (learned as 0). */
+    val decisionsExpired: Long,
+    /** Rewards for decisions already settled, ignored. */
+    val rewardsLate: Long,
 ) {
     /** Events still on the device and not yet sent: uncommitted, unsealed and batched. */
     val eventsPending: Long get() = eventsUncommitted + eventsUnsealed + eventsBatched
@@ -71,6 +83,12 @@ public data class Diagnostics(
             batchesQueued = d.batchesQueued.toLong(),
             eventsBatched = d.eventsBatched.toLong(),
             storedBytes = d.storedBytes.toLong(),
+            decisionsMade = d.decisionsMade.toLong(),
+            decisionsPending = d.decisionsPending.toLong(),
+            rewardsReported = d.rewardsReported.toLong(),
+            rewardsAttributed = d.rewardsAttributed.toLong(),
+            decisionsExpired = d.decisionsExpired.toLong(),
+            rewardsLate = d.rewardsLate.toLong(),
         )
     }
 }

@@ -25,7 +25,7 @@ import dev.starling.internal.sdkVersion as ffiSdkVersion
  * Every method throws a [StarlingException] subclass on failure, and [StarlingException.Closed]
  * once [close] has been called.
  */
-public class Starling private constructor(
+public class Starling internal constructor(
     internal val inner: FfiStarling,
     /** The configuration this instance was opened with. */
     public val config: StarlingConfig,

@@ -50,6 +50,15 @@ public data class StarlingConfig @JvmOverloads constructor(
      * moment with network and battery to spare.
      */
     val backgroundSyncIntervalMs: Long? = null,
+    /** Signals kept current on the device; see [SignalDefinition]. */
+    val signals: List<SignalDefinition> = emptyList(),
+    /**
+     * Events older than the newest one by more than this are too late for the signals (stored
+     * and sent, but applied to none), in ms. Default 5 minutes.
+     */
+    val signalAllowedLatenessMs: Long = DEFAULT_SIGNAL_ALLOWED_LATENESS_MS,
+    /** Bandits that choose variants on the device; see [BanditDefinition]. */
+    val bandits: List<BanditDefinition> = emptyList(),
 ) {
     /** Same as the primary constructor, for a directory given as a path. */
     public constructor(dataDir: String) : this(File(dataDir))
@@ -72,9 +81,8 @@ public data class StarlingConfig @JvmOverloads constructor(
         public const val DEFAULT_BACKOFF_INITIAL_MS: Long = 30_000
         /** Default [backoffMaxMs]: one hour. */
         public const val DEFAULT_BACKOFF_MAX_MS: Long = 3600L * 1000
-        /** The core's default lateness allowed to events for the signals. */
-        internal val DEFAULT_SIGNAL_ALLOWED_LATENESS_MS: ULong =
-            dev.starling.internal.defaultConfig("").signalAllowedLatenessMs
+        /** Default [signalAllowedLatenessMs]: 5 minutes. */
+        public const val DEFAULT_SIGNAL_ALLOWED_LATENESS_MS: Long = 5L * 60 * 1000
     }
 
     /**
@@ -96,10 +104,9 @@ public data class StarlingConfig @JvmOverloads constructor(
         backoffMaxMs = nonNegative("backoffMaxMs", backoffMaxMs).toULong(),
         backgroundSyncIntervalMs = backgroundSyncIntervalMs
             ?.let { nonNegative("backgroundSyncIntervalMs", it).toULong() },
-        // Signals and bandits are not declared from Kotlin yet: the core's defaults apply.
-        signals = emptyList(),
-        signalAllowedLatenessMs = DEFAULT_SIGNAL_ALLOWED_LATENESS_MS,
-        bandits = emptyList(),
+        signals = signals.map { it.toFfi() },
+        signalAllowedLatenessMs = nonNegative("signalAllowedLatenessMs", signalAllowedLatenessMs).toULong(),
+        bandits = bandits.map { it.toFfi() },
     )
 
     // The API key is a credential: keep it out of logs and crash reports that print the config.
@@ -108,10 +115,11 @@ public data class StarlingConfig @JvmOverloads constructor(
             "schemaVersion=$schemaVersion, flushIntervalMs=$flushIntervalMs, maxStoreBytes=$maxStoreBytes, " +
             "maxAgeMs=$maxAgeMs, batchMaxEvents=$batchMaxEvents, uploadTimeoutMs=$uploadTimeoutMs, " +
             "backoffInitialMs=$backoffInitialMs, backoffMaxMs=$backoffMaxMs, " +
-            "backgroundSyncIntervalMs=$backgroundSyncIntervalMs)"
+            "backgroundSyncIntervalMs=$backgroundSyncIntervalMs, signals=$signals, " +
+            "signalAllowedLatenessMs=$signalAllowedLatenessMs, bandits=$bandits)"
 }
 
-private fun nonNegative(name: String, value: Long): Long {
+internal fun nonNegative(name: String, value: Long): Long {
     if (value < 0) {
         throw StarlingException.InvalidConfig("invalid configuration: $name must not be negative, got $value")
     }

@@ -53,10 +53,18 @@ public sealed class StarlingException(
     /** The instance was closed with [Starling.close]; open a new one to continue. */
     public class Closed(reason: String = CLOSED_REASON) : StarlingException(reason)
 
-    /** A name (signal, bandit, decision) that Starling does not know. */
+    /**
+     * No signal, bandit or decision goes by the name or id passed: a typo, a definition missing
+     * from [StarlingConfig.signals] or [StarlingConfig.bandits], or a decision id this SDK did not
+     * make. [reason] quotes the name.
+     */
     public class NotFound(reason: String) : StarlingException(reason)
 
-    /** An argument Starling refused (a bandit's context or reward, a learning example); the reason says why. */
+    /**
+     * A bandit refused its input: a context of the wrong length or with a number that is not
+     * finite, or a reward outside the range its policy learns from; a learning example or task
+     * that does not fit its model; or a private release's parameters. [reason] says which.
+     */
     public class InvalidArgument(reason: String) : StarlingException(reason)
 
     /** A bug inside Starling, caught before it could crash the app. Please report it. */
