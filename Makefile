@@ -14,6 +14,10 @@ help: ## List the targets
 run: ## Run the device emulator against an embedded server (the demo)
 	cargo run --release -p starling-emulator --bin starling-emulate
 
+.PHONY: bench-emulator
+bench-emulator: ## Emulator throughput and peak memory beside a tracking-only baseline
+	scripts/bench-emulator.sh
+
 build: ## Build every crate
 	cargo build --workspace
 

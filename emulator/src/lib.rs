@@ -1,30 +1,47 @@
 //! The device emulator: a fleet of simulated users, each driving a real [`Starling`] instance
 //! with its own database, against the real aggregation server (embedded on loopback by default).
 //!
-//! Simulated time advances an hour at a time; in each hour some users open the app and produce a
-//! session of events with simulated timestamps, and devices sync on a schedule. Faults can be
-//! switched on: devices that go offline for hours, app restarts, and hours during which the
-//! server answers 503. At the end every device comes back online and syncs, and the emulator
-//! checks that the books balance: each event a device accepted is on the server exactly once,
-//! still queued on the device, or lost with a counted reason.
+//! Simulated time advances an hour at a time. In each hour some users open the app: a session
+//! of events with simulated timestamps, a bandit choosing the home layout at its start and a
+//! contextual bandit choosing the topic shown on every screen, each rewarded by whether the
+//! user clicked (with a probability the emulator knows, so it can score every decision against
+//! a random and the best choice). Devices sync on a schedule.
+//!
+//! Faults can be switched on: devices offline for hours, app restarts, users who withdraw and
+//! later restore consent, sessions run in a worker process that is killed with SIGKILL
+//! part-way, and hours during which the server answers 503 or answers slowly. At the end every
+//! device comes back online and syncs, and the emulator checks that the books balance: each
+//! event a device queued is on the server exactly once, still queued on the device, or lost
+//! with a counted reason. [`run`] fails when they do not.
 #![warn(missing_docs)]
 
+pub mod app;
+mod device;
+pub mod learning;
+pub mod regret;
+pub mod report;
+mod svg;
 pub mod user;
+pub mod worker;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
-use starling_core::{Config, Starling};
 use starling_server::{Fault, RunningServer, ServerConfig};
+
+use device::{Device, Env, HOUR_MS};
+use regret::{BanditSummary, Tally};
+pub use report::{Accounting, Report};
 use user::User;
 
 /// API key of the embedded server's app.
 const EMBEDDED_KEY: &str = "sk_emulator";
-const HOUR_MS: i64 = 3_600_000;
+/// The embedded server's app.
+const EMBEDDED_APP: &str = "emulator";
 
 /// What to simulate.
 #[derive(Debug, Clone, clap::Parser)]
@@ -38,148 +55,98 @@ pub struct Options {
     #[arg(long, default_value_t = 100)]
     pub devices: usize,
     /// Simulated days, ending now.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 7)]
     pub days: u32,
     /// Seed: the same seed gives the same fleet and the same faults.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Use this server instead of an embedded one (needs --api-key).
+    /// Use this server instead of an embedded one (needs --api-key; server faults are then
+    /// not injected, and events are counted as the devices' acknowledgements).
     #[arg(long)]
     pub server: Option<String>,
     /// API key for --server.
     #[arg(long, default_value = "")]
     pub api_key: String,
+    /// Fraction of users whose tastes change at some point of the run.
+    #[arg(long, default_value_t = 0.3)]
+    pub drift_fraction: f64,
     /// Fraction of devices that go offline for 6 to 36 hours at some point.
     #[arg(long, default_value_t = 0.2)]
     pub offline_fraction: f64,
-    /// Probability per device and simulated hour that the app is restarted.
+    /// Fraction of users who withdraw consent at some point (most grant it again 6 to 48
+    /// hours later; the others stay out).
+    #[arg(long, default_value_t = 0.1)]
+    pub consent_fraction: f64,
+    /// Probability per device and simulated hour that the app is closed and reopened.
     #[arg(long, default_value_t = 0.01)]
     pub restart_rate: f64,
+    /// Probability that a session runs in a worker process that owns the device's database
+    /// and is killed with SIGKILL part-way through.
+    #[arg(long, default_value_t = 0.02)]
+    pub kill_rate: f64,
     /// Number of simulated hours during which the server answers 503.
     #[arg(long, default_value_t = 2)]
     pub server_error_hours: u32,
-    /// Directory for the report and the devices' databases.
+    /// Number of simulated hours during which the server takes 250 ms more per upload.
+    #[arg(long, default_value_t = 2)]
+    pub slow_hours: u32,
+    /// Track events only: no bandit decisions (a baseline for the benchmark).
+    #[arg(long)]
+    pub tracking_only: bool,
+    /// Directory for the devices' databases and the embedded server's.
     #[arg(long, default_value = "starling-emulation")]
     pub out: PathBuf,
+    /// Where to write the JSON report (default: OUT/report.json).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Where to write the HTML report (default: OUT/report.html).
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// The emulator binary to re-execute as a worker for killed sessions (default: this one).
+    #[arg(long, hide = true)]
+    pub worker_exe: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
 }
 
-/// The emulation's results, written as `report.json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    /// Devices simulated.
-    pub devices: usize,
-    /// Simulated days.
-    pub days: u32,
-    /// The seed used.
-    pub seed: u64,
-    /// Wall-clock seconds the run took.
-    pub elapsed_s: f64,
-    /// Events the devices accepted from their simulated users.
-    pub events_generated: u64,
-    /// Of those, events stored on the server.
-    pub events_on_server: u64,
-    /// Of those, events still queued on a device at the end.
-    pub events_queued: u64,
-    /// Of those, events lost on a device, by reason.
-    pub events_lost: std::collections::BTreeMap<String, u64>,
-    /// Events stored on the server more than once (must be 0).
-    pub events_duplicated: u64,
-    /// Replayed batches the server recognised and did not store again.
-    pub duplicate_batches_refused: u64,
-    /// True when generated = on server + queued + lost, with no duplicate.
-    pub balanced: bool,
-    /// Compressed bytes uploaded, per device per simulated day.
-    pub bytes_per_device_day: f64,
-    /// Compressed bytes uploaded per event.
-    pub bytes_per_event: f64,
-    /// Syncs attempted, and how many met a failure that was retried.
-    pub syncs: u64,
-    /// Syncs that met a failure and scheduled a retry.
-    pub syncs_retried: u64,
-    /// App restarts simulated.
-    pub restarts: u64,
-    /// Simulated device-days per wall-clock minute.
-    pub device_days_per_minute: f64,
-}
-
-struct Device {
-    user: User,
-    dir: PathBuf,
-    starling: Option<Starling>,
-    offline: std::ops::Range<i64>,
-    generated: u64,
-    device_ids: Vec<String>,
-    rng: StdRng,
-    syncs: u64,
-    syncs_retried: u64,
-    restarts: u64,
-    restart_probability: f64,
-}
-
-impl Device {
-    fn config(&self, url: &str, key: &str) -> Config {
-        let mut config = Config::new(&self.dir).with_server(url, key);
-        // Real seconds stand for simulated hours here, so retry delays are scaled down.
-        config.backoff_initial_ms = 200;
-        config.backoff_max_ms = 2_000;
-        config.upload_timeout_ms = 5_000;
-        config
+impl Options {
+    /// The defaults, as on the command line, for `devices` over `days` with `seed`.
+    pub fn new(devices: usize, days: u32, seed: u64, out: PathBuf) -> Options {
+        let mut options = <Options as clap::Parser>::parse_from(["starling-emulate"]);
+        options.devices = devices;
+        options.days = days;
+        options.seed = seed;
+        options.out = out;
+        options
     }
 
-    fn open(&mut self, url: &str, key: &str) -> Result<(), String> {
-        let starling = Starling::open(self.config(url, key)).map_err(|e| e.to_string())?;
-        if !starling.consent() {
-            starling.set_consent(true).map_err(|e| e.to_string())?;
-        }
-        let id = starling.device_id().map_err(|e| e.to_string())?;
-        if !self.device_ids.contains(&id) {
-            self.device_ids.push(id);
-        }
-        self.starling = Some(starling);
-        Ok(())
+    /// Path of the JSON report.
+    pub fn json_path(&self) -> PathBuf {
+        self.json
+            .clone()
+            .unwrap_or_else(|| self.out.join("report.json"))
     }
 
-    /// One simulated hour: maybe a session, maybe a restart, maybe a sync.
-    fn hour(&mut self, hour: i64, start_ms: i64, url: &str, key: &str) -> Result<(), String> {
-        let hour_of_day = (start_ms / HOUR_MS).rem_euclid(24) as usize;
-        if self.rng.random_bool(self.restart_probability) {
-            if let Some(s) = self.starling.take() {
-                s.close().map_err(|e| e.to_string())?;
-            }
-            self.open(url, key)?;
-            self.restarts += 1;
-        }
-        let starling = self.starling.as_ref().expect("open");
-        let mut tracked = false;
-        if self.user.opens_app(hour_of_day) {
-            let offset = self.rng.random_range(0..HOUR_MS / 2);
-            for event in self.user.session(start_ms + offset) {
-                starling.track(event).map_err(|e| e.to_string())?;
-                self.generated += 1;
-            }
-            tracked = true;
-        }
-        let online = !self.offline.contains(&hour);
-        if online && ((tracked && self.rng.random_bool(0.5)) || hour % 6 == 0) {
-            let report = starling.sync().map_err(|e| e.to_string())?;
-            self.syncs += 1;
-            if report.last_error.is_some() {
-                self.syncs_retried += 1;
-            }
-        }
-        Ok(())
+    /// Path of the HTML report.
+    pub fn html_path(&self) -> PathBuf {
+        self.html
+            .clone()
+            .unwrap_or_else(|| self.out.join("report.html"))
     }
 }
 
-/// Runs the emulation and returns its report (also written to `out/report.json`).
+/// Runs the emulation, writes its reports, and returns the report. Fails on any SDK error and
+/// when the books do not balance.
 pub fn run(options: &Options) -> Result<Report, String> {
     let started = Instant::now();
     std::fs::create_dir_all(&options.out).map_err(|e| format!("{}: {e}", options.out.display()))?;
     let devices_dir = options.out.join("devices");
     let _ = std::fs::remove_dir_all(&devices_dir);
+    let worker_exe = match &options.worker_exe {
+        Some(path) => path.clone(),
+        None => std::env::current_exe().map_err(|e| format!("finding this binary: {e}"))?,
+    };
 
     let embedded = match &options.server {
         Some(_) => None,
@@ -189,9 +156,10 @@ pub fn run(options: &Options) -> Result<Report, String> {
             let mut config = ServerConfig::new(&data);
             config
                 .api_keys
-                .push(("emulator".into(), EMBEDDED_KEY.into()));
+                .push((EMBEDDED_APP.into(), EMBEDDED_KEY.into()));
+            config.learning_tasks = vec![learning::task_definition()?];
             Some(
-                RunningServer::start(config, "127.0.0.1:0".parse().unwrap())
+                RunningServer::start(config, "127.0.0.1:0".parse().expect("address"))
                     .map_err(|e| format!("embedded server: {e}"))?,
             )
         }
@@ -199,41 +167,30 @@ pub fn run(options: &Options) -> Result<Report, String> {
     let (url, key) = match (&embedded, &options.server) {
         (Some(server), _) => (server.url(), EMBEDDED_KEY.to_owned()),
         (None, Some(url)) => (url.clone(), options.api_key.clone()),
-        (None, None) => unreachable!(),
+        (None, None) => unreachable!("one of the two is set"),
+    };
+    let env = Env {
+        url: &url,
+        key: &key,
+        worker_exe: &worker_exe,
+        kill_rate: options.kill_rate.clamp(0.0, 1.0),
+        restart_rate: options.restart_rate.clamp(0.0, 1.0),
+        decide: !options.tracking_only,
     };
 
-    let hours = i64::from(options.days) * 24;
+    let hours = i64::from(options.days.max(1)) * 24;
     let end_ms = now_ms() / HOUR_MS * HOUR_MS;
     let start_ms = end_ms - hours * HOUR_MS;
-    let mut rng = StdRng::seed_from_u64(options.seed);
-    let mut fleet: Vec<Device> = (0..options.devices)
-        .map(|i| {
-            let offline = if rng.random_bool(options.offline_fraction.clamp(0.0, 1.0)) {
-                let from = rng.random_range(0..hours.max(1));
-                from..from + rng.random_range(6..=36)
-            } else {
-                0..0
-            };
-            Device {
-                user: User::new(options.seed.wrapping_mul(1_000_003).wrapping_add(i as u64)),
-                dir: devices_dir.join(format!("device-{i:05}")),
-                starling: None,
-                offline,
-                generated: 0,
-                device_ids: Vec::new(),
-                rng: StdRng::seed_from_u64(rng.random()),
-                syncs: 0,
-                syncs_retried: 0,
-                restarts: 0,
-                restart_probability: options.restart_rate.clamp(0.0, 1.0),
-            }
-        })
-        .collect();
+    let mut fleet = build_fleet(options, &devices_dir, hours, start_ms);
     for device in &mut fleet {
-        device.open(&url, &key)?;
+        device.open(&env)?;
     }
-    let error_hours: Vec<i64> = (0..options.server_error_hours)
-        .map(|_| rng.random_range(0..hours.max(1)))
+    let mut rng = StdRng::seed_from_u64(options.seed ^ 0x5eed_fa17);
+    let error_hours: BTreeSet<i64> = (0..options.server_error_hours)
+        .map(|_| rng.random_range(0..hours))
+        .collect();
+    let slow_hours: BTreeSet<i64> = (0..options.slow_hours)
+        .map(|_| rng.random_range(0..hours))
         .collect();
 
     let progress = if options.quiet {
@@ -245,21 +202,22 @@ pub fn run(options: &Options) -> Result<Report, String> {
         ProgressStyle::with_template(
             "{spinner} simulated hour {pos}/{len} {bar:40} {elapsed} {msg}",
         )
-        .unwrap(),
+        .expect("template"),
     );
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // Devices wait on the network and on their writer threads as much as on the CPU.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) * 4;
     for hour in 0..hours {
         if let Some(server) = &embedded {
+            server.state().faults().clear();
             if error_hours.contains(&hour) {
-                server.state().faults().push(
-                    Fault::Status {
-                        status: 503,
-                        retry_after_s: None,
-                    },
-                    options.devices,
-                );
-            } else {
-                server.state().faults().clear();
+                let fault = Fault::Status {
+                    status: 503,
+                    retry_after_s: None,
+                };
+                server.state().faults().push(fault, options.devices);
+            } else if slow_hours.contains(&hour) {
+                let fault = Fault::Delay(Duration::from_millis(250));
+                server.state().faults().push(fault, options.devices);
             }
         }
         let hour_start = start_ms + hour * HOUR_MS;
@@ -268,11 +226,11 @@ pub fn run(options: &Options) -> Result<Report, String> {
             let handles: Vec<_> = fleet
                 .chunks_mut(chunk)
                 .map(|devices| {
-                    let (url, key) = (&url, &key);
+                    let env = &env;
                     scope.spawn(move || {
                         devices
                             .iter_mut()
-                            .try_for_each(|d| d.hour(hour, hour_start, url, key))
+                            .try_for_each(|d| d.hour(hour, hour_start, env))
                     })
                 })
                 .collect();
@@ -280,6 +238,8 @@ pub fn run(options: &Options) -> Result<Report, String> {
                 .into_iter()
                 .try_for_each(|h| h.join().expect("device thread"))
         })?;
+        let kills: u64 = fleet.iter().map(|d| d.books.kills).sum();
+        progress.set_message(format!("{kills} workers killed"));
         progress.inc(1);
     }
     if let Some(server) = &embedded {
@@ -291,9 +251,12 @@ pub fn run(options: &Options) -> Result<Report, String> {
     let deadline = Instant::now() + Duration::from_secs(120);
     for device in &mut fleet {
         let starling = device.starling.as_ref().expect("open");
+        if !starling.consent() {
+            continue;
+        }
         loop {
-            let report = starling.sync().map_err(|e| e.to_string())?;
-            device.syncs += 1;
+            let report = starling.sync().map_err(|e| format!("final sync: {e}"))?;
+            device.books.syncs += 1;
             if report.events_pending == 0 || Instant::now() > deadline {
                 break;
             }
@@ -302,96 +265,164 @@ pub fn run(options: &Options) -> Result<Report, String> {
     }
     progress.finish_and_clear();
 
-    let report = account(options, &fleet, embedded.as_ref(), started)?;
-    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-    std::fs::write(options.out.join("report.json"), json).map_err(|e| e.to_string())?;
+    let accounting = account(&fleet, embedded.as_ref())?;
+    let mut report = Report::new(options, &fleet, accounting, started.elapsed())?;
+    if let Some(server) = &embedded {
+        let books = fleet.iter().map(|d| &d.books);
+        let counts = (
+            books.clone().map(|b| b.learning_syncs).sum(),
+            books.clone().map(|b| b.updates_sent).sum(),
+            books.map(|b| b.updates_refused).sum(),
+        );
+        let click_rate = report.bandits[1].click_rate;
+        report.model_accuracy = Some(learning::history(server, click_rate, counts)?);
+    }
+    report.write(options)?;
+    if !report.accounting.balanced {
+        return Err(format!(
+            "the books do not balance: {} events generated, {} accounted for ({} on the server, {} queued, {} lost), {} duplicated",
+            report.accounting.generated,
+            report.accounting.accounted(),
+            report.accounting.on_server,
+            report.accounting.queued,
+            report.accounting.lost.values().sum::<u64>(),
+            report.accounting.duplicated,
+        ));
+    }
     Ok(report)
 }
 
-fn account(
+/// The fleet for `options`: the same seed always gives the same users, drifts, outages and
+/// consent changes.
+fn build_fleet(
     options: &Options,
-    fleet: &[Device],
-    server: Option<&RunningServer>,
-    started: Instant,
-) -> Result<Report, String> {
-    let mut report = Report {
-        devices: fleet.len(),
-        days: options.days,
-        seed: options.seed,
-        elapsed_s: 0.0,
-        events_generated: 0,
-        events_on_server: 0,
-        events_queued: 0,
-        events_lost: Default::default(),
-        events_duplicated: 0,
-        duplicate_batches_refused: 0,
-        balanced: false,
-        bytes_per_device_day: 0.0,
-        bytes_per_event: 0.0,
-        syncs: 0,
-        syncs_retried: 0,
-        restarts: 0,
-        device_days_per_minute: 0.0,
-    };
-    let mut bytes = 0u64;
+    devices_dir: &std::path::Path,
+    hours: i64,
+    start_ms: i64,
+) -> Vec<Device> {
+    let mut rng = StdRng::seed_from_u64(options.seed);
+    (0..options.devices)
+        .map(|i| {
+            let mut user = User::new(options.seed.wrapping_mul(1_000_003).wrapping_add(i as u64));
+            if rng.random_bool(options.drift_fraction.clamp(0.0, 1.0)) {
+                // Somewhere in the middle half of the run, so there is a before and an after.
+                let at = rng.random_range(hours / 4..=(hours * 3 / 4).max(hours / 4));
+                user.drift_at_ms = Some(start_ms + at * HOUR_MS);
+            }
+            let dir = devices_dir.join(format!("device-{i:05}"));
+            let device_rng = StdRng::seed_from_u64(rng.random());
+            let mut device = Device::new(user, dir, device_rng, hours as usize);
+            if rng.random_bool(options.offline_fraction.clamp(0.0, 1.0)) {
+                let from = rng.random_range(0..hours);
+                device.offline = from..from + rng.random_range(6..=36);
+            }
+            if rng.random_bool(options.consent_fraction.clamp(0.0, 1.0)) {
+                let off = rng.random_range(1..hours);
+                // A quarter never come back within the run.
+                let on = if rng.random_bool(0.75) {
+                    off + rng.random_range(6..=48)
+                } else {
+                    i64::MAX
+                };
+                device.consent_off = Some((off, on));
+            }
+            device
+        })
+        .collect()
+}
+
+/// Counts what became of every event, device by device, and checks the books.
+fn account(fleet: &[Device], server: Option<&RunningServer>) -> Result<Accounting, String> {
+    let mut a = Accounting::default();
     for device in fleet {
-        let d = device
-            .starling
-            .as_ref()
-            .expect("open")
-            .diagnostics()
-            .map_err(|e| e.to_string())?;
-        report.events_generated += device.generated;
-        report.events_queued += d.events_uncommitted + d.events_unsealed + d.events_batched;
+        let d = device.diagnostics()?;
+        let b = &device.books;
+        a.app_events += b.app_events;
+        a.decision_logs += b.decision_logs + d.decisions_expired;
+        a.not_collected += b.not_collected;
+        a.queued += d.events_uncommitted + d.events_unsealed + d.events_batched;
         for (reason, n) in [
             ("evicted_size", d.events_evicted_size),
             ("evicted_age", d.events_evicted_age),
             ("dropped_rejected", d.events_dropped_rejected),
             ("deleted_by_consent", d.events_deleted_by_consent),
             ("dropped_unwritable", d.events_dropped_unwritable),
+            ("lost_in_killed_process", b.lost_in_kills),
         ] {
             if n > 0 {
-                *report.events_lost.entry(reason.into()).or_default() += n;
+                *a.lost.entry(reason.into()).or_default() += n;
             }
         }
-        bytes += d.bytes_sent;
-        report.syncs += device.syncs;
-        report.syncs_retried += device.syncs_retried;
-        report.restarts += device.restarts;
+        a.decisions_pending += d.decisions_pending;
 
-        if let Some(server) = server {
-            for id in &device.device_ids {
-                let id = id.clone();
-                let events = server
-                    .state()
-                    .storage()
-                    .query_blocking(move |s| s.device_events("emulator", &id))?;
-                let distinct: std::collections::BTreeSet<u64> =
-                    events.iter().map(|e| e.seq).collect();
-                report.events_on_server += distinct.len() as u64;
-                report.events_duplicated += (events.len() - distinct.len()) as u64;
+        match server {
+            Some(server) => {
+                for id in &device.device_ids {
+                    let id = id.clone();
+                    let events = server
+                        .state()
+                        .storage()
+                        .query_blocking(move |s| s.device_events(EMBEDDED_APP, &id))?;
+                    let mut seen: BTreeMap<u64, &str> = BTreeMap::new();
+                    for e in &events {
+                        if seen.insert(e.seq, e.name.as_str()).is_some() {
+                            a.duplicated += 1;
+                        }
+                    }
+                    for name in seen.values() {
+                        a.on_server += 1;
+                        if name.starts_with("starling.") {
+                            a.sdk_events_on_server += 1;
+                        }
+                    }
+                }
             }
-        } else {
             // Against a remote server the device's own count of acknowledged events stands in.
-            report.events_on_server += d.events_sent;
+            None => a.on_server += d.events_sent,
         }
     }
     if let Some(server) = server {
-        report.duplicate_batches_refused = server
+        a.duplicate_batches_refused = server
             .state()
             .storage()
             .query_blocking(|s| s.stats())?
             .duplicate_batches;
     }
-    let lost: u64 = report.events_lost.values().sum();
-    report.balanced = report.events_duplicated == 0
-        && report.events_generated == report.events_on_server + report.events_queued + lost;
-    let device_days = (fleet.len() as f64) * f64::from(options.days);
-    report.bytes_per_device_day = bytes as f64 / device_days.max(1.0);
-    report.bytes_per_event = bytes as f64 / (report.events_on_server.max(1) as f64);
-    report.elapsed_s = started.elapsed().as_secs_f64();
-    report.device_days_per_minute = device_days / (report.elapsed_s / 60.0);
-    Ok(report)
+    a.generated = a.app_events + a.decision_logs;
+    // The totals must balance, and (where the server's rows can be read) neither kind of event
+    // may be on the server more often than the devices generated it.
+    let by_kind = server.is_none()
+        || (a.sdk_events_on_server <= a.decision_logs
+            && a.on_server - a.sdk_events_on_server <= a.app_events);
+    a.balanced = a.duplicated == 0 && a.generated == a.accounted() && by_kind;
+    Ok(a)
+}
+
+/// Merges the devices' hourly tallies per bandit.
+pub(crate) fn fleet_tallies(fleet: &[Device], hours: usize) -> Vec<Vec<Tally>> {
+    let mut out = vec![vec![Tally::default(); hours]; app::BANDITS.len()];
+    for device in fleet {
+        for (b, tallies) in device.tallies.iter().enumerate() {
+            for (h, t) in tallies.iter().enumerate() {
+                out[b][h].merge(t);
+            }
+        }
+    }
+    out
+}
+
+/// Summaries of both bandits over the fleet.
+pub(crate) fn bandit_summaries(fleet: &[Device], hours: usize) -> Vec<BanditSummary> {
+    let policies = [
+        "Thompson sampling (Beta-Bernoulli), no context",
+        "LinUCB over time of day and recent activity",
+    ];
+    fleet_tallies(fleet, hours)
+        .into_iter()
+        .zip(app::BANDITS)
+        .zip(policies)
+        .map(|((hourly, name), policy)| BanditSummary::new(name, policy, hourly))
+        .collect()
 }
 
 fn now_ms() -> i64 {
@@ -399,4 +430,36 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_fleet() {
+        let options = Options::new(40, 3, 9, PathBuf::from("unused"));
+        let dir = std::path::Path::new("unused");
+        let describe = |fleet: &[Device]| -> Vec<String> {
+            fleet
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{:?} {:?} {:?} {:?} {:?}",
+                        d.user.tastes, d.user.drift_at_ms, d.offline, d.consent_off, d.dir
+                    )
+                })
+                .collect()
+        };
+        let a = build_fleet(&options, dir, 72, 0);
+        let b = build_fleet(&options, dir, 72, 0);
+        assert_eq!(describe(&a), describe(&b));
+        let other = build_fleet(&Options::new(40, 3, 10, PathBuf::new()), dir, 72, 0);
+        assert_ne!(describe(&a), describe(&other));
+        // Some users drift, some go offline, some change their mind about consent.
+        assert!(a.iter().any(|d| d.user.drift_at_ms.is_some()));
+        assert!(a.iter().any(|d| !d.offline.is_empty()));
+        assert!(a.iter().any(|d| d.consent_off.is_some()));
+        assert!(a.iter().any(|d| d.user.drift_at_ms.is_none()));
+    }
 }

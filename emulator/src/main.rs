@@ -1,10 +1,13 @@
 //! `starling-emulate`: run a fleet of simulated devices and print what happened.
 
 use clap::Parser;
-use starling_emulator::{run, Options};
+use starling_emulator::{run, worker, Options};
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("error")).init();
+    if std::env::args().nth(1).as_deref() == Some(worker::WORKER_ARG) {
+        std::process::exit(worker::worker_main());
+    }
     let options = Options::parse();
     println!(
         "Emulating {} devices over {} simulated days (seed {})...",
@@ -14,47 +17,88 @@ fn main() {
         Ok(report) => report,
         Err(e) => {
             eprintln!("starling-emulate: {e}");
-            std::process::exit(2);
+            std::process::exit(1);
         }
     };
-    let lost: u64 = report.events_lost.values().sum();
+    let a = &report.accounting;
+    let f = &report.faults;
+    let lost: u64 = a.lost.values().sum();
     println!();
-    println!("  events generated      {:>10}", report.events_generated);
+    println!("Events");
+    println!(
+        "  generated             {:>10}  ({} app events, {} decision logs)",
+        a.generated, a.app_events, a.decision_logs
+    );
     println!(
         "  on the server         {:>10}  (each exactly once: {} duplicates)",
-        report.events_on_server, report.events_duplicated
+        a.on_server, a.duplicated
     );
-    println!("  still queued          {:>10}", report.events_queued);
-    println!(
-        "  lost, counted         {:>10}  {:?}",
-        lost, report.events_lost
-    );
+    println!("  still queued          {:>10}", a.queued);
+    println!("  lost, counted         {:>10}  {:?}", lost, a.lost);
     println!(
         "  replays refused       {:>10}",
-        report.duplicate_batches_refused
+        a.duplicate_batches_refused
     );
+    println!("  refused, no consent   {:>10}", a.not_collected);
+    println!("Faults");
+    println!(
+        "  processes killed      {:>10}  (SIGKILL while owning a database)",
+        f.processes_killed
+    );
+    println!("  app restarts          {:>10}", f.restarts);
+    println!("  offline devices       {:>10}", f.offline_devices);
+    println!("  consent changes       {:>10}", f.consent_changes);
     println!(
         "  syncs                 {:>10}  ({} met a failure and retried)",
-        report.syncs, report.syncs_retried
+        f.syncs, f.syncs_retried
     );
-    println!("  app restarts          {:>10}", report.restarts);
-    println!("  bytes per event       {:>10.2}", report.bytes_per_event);
+    println!("Bandits (expected clicks per decision, on the same opportunities)");
+    for b in &report.bandits {
+        println!(
+            "  {:<12} {:>7} decisions  bandit {:.3}  random {:.3}  best {:.3}  regret {:.0}% of random's ({:.0}% in the last quarter)",
+            b.bandit,
+            b.opportunities,
+            b.expected_click_rate,
+            b.random_click_rate,
+            b.best_click_rate,
+            100.0 * b.regret_vs_random,
+            100.0 * b.regret_vs_random_last_quarter
+        );
+    }
+    if let Some(m) = &report.model_accuracy {
+        let accuracy = |r: Option<&starling_emulator::learning::Round>| {
+            r.and_then(|r| r.accuracy).unwrap_or(f64::NAN)
+        };
+        println!("Federated learning ({})", m.task);
+        println!(
+            "  versions published    {:>10}  ({} updates accepted, {} refused, {} learning syncs)",
+            m.rounds.len(),
+            m.updates_sent,
+            m.updates_refused,
+            m.syncs
+        );
+        println!(
+            "  held-out accuracy         {:.3} untrained, {:.3} latest  (always \"no click\": {:.3})",
+            accuracy(m.rounds.first()),
+            accuracy(m.rounds.iter().rev().find(|r| r.accuracy.is_some())),
+            m.majority_baseline
+        );
+    }
+    println!("Wire");
+    println!("  bytes per event       {:>10.2}", report.bytes.per_event);
     println!(
         "  bytes per device-day  {:>10.0}",
-        report.bytes_per_device_day
+        report.bytes.per_device_day
     );
     println!(
         "  device-days/minute    {:>10.0}  ({:.1} s)",
         report.device_days_per_minute, report.elapsed_s
     );
     println!();
-    println!("Report: {}", options.out.join("report.json").display());
-    if report.balanced {
-        println!(
-            "Accounting balances: every event is on the server once, queued, or counted as lost."
-        );
-    } else {
-        eprintln!("Accounting does NOT balance.");
-        std::process::exit(1);
-    }
+    println!(
+        "Reports: {} and {}",
+        options.json_path().display(),
+        options.html_path().display()
+    );
+    println!("Accounting balances: every event is on the server once, queued, or counted as lost.");
 }

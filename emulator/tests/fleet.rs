@@ -1,44 +1,95 @@
-//! A small fleet with every fault switched on must still balance its books.
+//! A small fleet with every fault switched on, process kills included, must still balance its
+//! books, its bandits must beat random choices on the same opportunities, and its federated
+//! model must improve over the rounds.
 
 use starling_emulator::{run, Options};
 
 #[test]
-fn a_faulty_fleet_balances_its_books() {
+fn a_faulty_fleet_balances_its_books_its_bandits_beat_random_and_its_model_learns() {
     let out = tempfile::tempdir().unwrap();
-    let options = Options {
-        devices: 12,
-        days: 1,
-        seed: 7,
-        server: None,
-        api_key: String::new(),
-        offline_fraction: 0.5,
-        restart_rate: 0.05,
-        server_error_hours: 8,
-        out: out.path().to_owned(),
-        quiet: true,
-    };
+    // A week: each device learns on its own, and its context-free layout bandit needs a few
+    // dozen decisions before it beats random by a clear margin.
+    let mut options = Options::new(20, 7, 7, out.path().to_owned());
+    options.offline_fraction = 0.5;
+    options.consent_fraction = 0.3;
+    options.restart_rate = 0.05;
+    options.kill_rate = 0.15;
+    options.server_error_hours = 6;
+    options.slow_hours = 2;
+    options.quiet = true;
+    options.worker_exe = Some(env!("CARGO_BIN_EXE_starling-emulate").into());
+
     let report = run(&options).unwrap();
-    assert!(report.events_generated > 100, "{report:?}");
-    assert!(report.balanced, "{report:?}");
-    assert_eq!(report.events_duplicated, 0);
-    assert_eq!(
-        report.events_queued, 0,
-        "the final sync drains every device"
-    );
-    assert_eq!(report.events_on_server, report.events_generated);
+    let a = &report.accounting;
+    let f = &report.faults;
+    assert!(a.balanced, "{a:?}");
+    assert_eq!(a.duplicated, 0);
+    assert_eq!(a.generated, a.app_events + a.decision_logs);
+    assert!(a.app_events > 1_000 && a.decision_logs > 500, "{a:?}");
+    assert!(a.sdk_events_on_server > 0, "decision logs reach the server");
+    for reason in a.lost.keys() {
+        assert!(
+            ["deleted_by_consent", "lost_in_killed_process"].contains(&reason.as_str()),
+            "unexpected loss {reason}: {a:?}"
+        );
+    }
     assert!(
-        report.restarts > 0 && report.syncs_retried > 0,
-        "faults happened: {report:?}"
-    );
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
-            .unwrap();
-    assert_eq!(
-        json["events_generated"].as_u64(),
-        Some(report.events_generated)
+        f.processes_killed > 0
+            && f.restarts > 0
+            && f.syncs_retried > 0
+            && f.consent_changes > 0
+            && f.offline_devices > 0,
+        "faults happened: {f:?}"
     );
 
-    // The same seed gives the same fleet.
-    let again = run(&options).unwrap();
-    assert_eq!(again.events_generated, report.events_generated);
+    // A bandit that chooses no better than uniformly at random has a mean expected click rate
+    // within a few `random_click_rate_sd` of random's (the standard deviation computed from
+    // every arm's true probability on the same opportunities). Four of them fail such a
+    // bandit with probability below 1e-4.
+    for b in &report.bandits {
+        let tolerance = 4.0 * b.random_click_rate_sd;
+        assert!(tolerance > 0.0);
+        assert!(
+            b.expected_click_rate - b.random_click_rate > tolerance,
+            "{}: bandit {:.4}, random {:.4}, tolerance {tolerance:.4} over {} decisions",
+            b.bandit,
+            b.expected_click_rate,
+            b.random_click_rate,
+            b.opportunities
+        );
+        assert!(b.regret < b.random_regret);
+        assert!(b.best_click_rate >= b.expected_click_rate);
+    }
+
+    // Federated rounds ran, and the published versions beat the untrained model (version 0,
+    // zero weights: it predicts a click everywhere) on the devices' held-out examples. The
+    // margin is three standard errors of the mean accuracy over the second half of the
+    // versions.
+    let m = report
+        .model_accuracy
+        .as_ref()
+        .expect("the embedded server runs rounds");
+    assert!(m.updates_sent > 0 && m.rounds.len() >= 4, "{m:?}");
+    let first = m.rounds[0].accuracy.expect("version 0 evaluated");
+    let later: Vec<f64> = m.rounds[m.rounds.len() / 2..]
+        .iter()
+        .filter_map(|r| r.accuracy)
+        .collect();
+    let n = later.len() as f64;
+    let mean = later.iter().sum::<f64>() / n;
+    let sd = (later.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    assert!(
+        mean - first > 3.0 * sd / n.sqrt(),
+        "accuracy {first:.3} at version 0, {mean:.3} (sd {sd:.3}) over the later versions"
+    );
+
+    // Both reports are written; the HTML one is self-contained.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(options.json_path()).unwrap()).unwrap();
+    assert_eq!(json["accounting"]["generated"].as_u64(), Some(a.generated));
+    assert!(json["model_accuracy"]["rounds"].is_array() && json["private_estimates"].is_null());
+    let html = std::fs::read_to_string(options.html_path()).unwrap();
+    assert!(html.contains("<svg") && html.contains("id=\"accounting\""));
+    assert!(html.contains("id=\"model-accuracy\"") && html.contains("id=\"private-estimates\""));
+    assert!(!html.contains("<script") && !html.contains("src="));
 }

@@ -492,7 +492,12 @@ impl Writer {
 
     fn set_consent(&mut self, granted: bool) -> Result<()> {
         if !granted {
-            // Everything tracked before the withdrawal, even if not yet committed, goes.
+            // Everything tracked before the withdrawal, even if not yet committed, goes. It is
+            // committed first so that the deletion below counts it with the rest; if the store
+            // refuses the commit, it is counted as dropped.
+            if self.commit().is_err() {
+                self.dropped_unwritable += self.buffer.len() as u64;
+            }
             self.buffer.clear();
             self.attributed_upto = 0;
             self.bandit_rows = BanditRows::default();
