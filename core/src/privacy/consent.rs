@@ -122,10 +122,13 @@ fn forget(inner: &Inner, purpose: Purpose) -> Result<()> {
             log::info!("starling: raw events withdrawn; deleted {deleted} queued events");
         }
         Purpose::PrivateReports => {
-            on_writer(inner, |store| {
+            let bandits = inner.config.bandits.clone();
+            on_writer(inner, move |store| {
                 let conn = store.connection();
                 conn.execute("DELETE FROM privacy_tally", [])
                     .map_err(crate::error::StorageError::from)?;
+                super::arm_stats::forget(conn, &bandits)?;
+                ledger::drop_unsent(conn, super::arm_stats::CHANNEL_PREFIX)?;
                 Ok(ledger::drop_unsent(conn, reports::CHANNEL_PREFIX)?)
             })?;
         }

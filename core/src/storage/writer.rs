@@ -475,7 +475,8 @@ impl Writer {
     fn prepare_upload(&mut self) -> Result<Vec<OutgoingBatch>> {
         self.commit()?;
         if !self.shared.bandits.is_empty() {
-            self.with_store(|s| s.emit_arm_stats(now_ms()))?;
+            let private = self.shared.bandits.private_statistics();
+            self.with_store(|s| s.emit_arm_stats(now_ms(), &private))?;
         }
         self.evict()?;
         let params = SealParams {
