@@ -60,6 +60,17 @@ extension Starling {
         /// Cap on the fleet prior's weight per arm, in pseudo-observations. Default 20.
         public var maxPriorPulls: Double
 
+        /// With ``sharesStatistics``: if set, the statistics leave through the private channel
+        /// instead of as events, once per UTC day, clamped and noised for this cost (epsilon)
+        /// charged to the privacy budget, with consent for private reports. Default `nil`.
+        public var privateStatisticsEpsilon: Double?
+
+        /// Private channel: the most pulls, over all arms, one day's release counts. Default 20.
+        public var privateMaxPullsPerDay: Int
+
+        /// Private channel: rewards are clamped to [0, this] (to [0, 1] for Thompson Beta).
+        public var privateRewardMax: Double
+
         /// A bandit with the core's defaults for everything not given.
         public init(
             _ name: String, policy: Policy, arms: [String], rewardEvent: RewardEvent? = nil,
@@ -78,6 +89,9 @@ extension Starling {
             sharesStatistics = defaults.shareStatistics
             usesFleetPrior = defaults.useFleetPrior
             maxPriorPulls = defaults.maxPriorPulls
+            privateStatisticsEpsilon = defaults.privateStatisticsEpsilon
+            privateMaxPullsPerDay = Int(defaults.privateMaxPullsPerDay)
+            privateRewardMax = defaults.privateRewardMax
         }
 
         /// How a bandit chooses; `docs/bandits.md` says when to use which.
@@ -147,7 +161,12 @@ extension Starling {
                 attributionWindowMs: try milliseconds(
                     attributionWindow, "\(what) attributionWindow"),
                 shareStatistics: sharesStatistics, useFleetPrior: usesFleetPrior,
-                maxPriorPulls: maxPriorPulls)
+                maxPriorPulls: maxPriorPulls,
+                privateStatisticsEpsilon: privateStatisticsEpsilon,
+                privateMaxPullsPerDay: UInt32(
+                    clamping: try nonNegative(
+                        privateMaxPullsPerDay, "\(what) privateMaxPullsPerDay")),
+                privateRewardMax: privateRewardMax)
         }
     }
 

@@ -228,4 +228,47 @@ mod tests {
         let y = &a.prior.arms[1];
         assert_eq!((y.pulls, y.mean, y.variance), (10.0, 0.9, 0.0), "{y:?}");
     }
+
+    #[test]
+    fn private_releases_add_to_the_totals_and_count_their_busiest_day() {
+        let private = |day: i64, pulls: Vec<i64>, sums: Vec<f64>| {
+            (
+                day,
+                NoisyArmStats {
+                    bandit: "b".into(),
+                    arms: vec!["x".into(), "y".into()],
+                    pulls,
+                    reward_sums: sums,
+                    pulls_scale: 4.0,
+                    reward_scale: 4.0,
+                },
+            )
+        };
+        let events = [event("d1", stats("x", 10.0, 5.0, 4.0))];
+        let releases = [
+            private(1, vec![12, -2], vec![6.5, -1.0]),
+            private(1, vec![8, 1], vec![3.5, 0.5]),
+            private(2, vec![5, 0], vec![1.0, 0.0]),
+            private(2, vec![5], vec![1.0, 0.0]),
+        ];
+        let a = aggregate("b", &events, &releases, 0);
+        assert_eq!(a.malformed, 1);
+        // One raw device, and two private releases on the busiest day.
+        assert_eq!(a.prior.devices, 3);
+        assert_eq!(
+            (a.prior.contributions, a.prior.noised_contributions),
+            (7, 6)
+        );
+        let x = &a.prior.arms[0];
+        assert_eq!(x.pulls, 35.0);
+        assert!((x.mean - 16.0 / 35.0).abs() < 1e-12, "{x:?}");
+        // The variance comes from the raw contribution's squares alone.
+        assert!(
+            (x.variance - (0.4 - x.mean * x.mean).max(0.0)).abs() < 1e-12,
+            "{x:?}"
+        );
+        // y: -2 + 1 + 0 pulls is noise: published as unknown.
+        let y = &a.prior.arms[1];
+        assert_eq!((y.pulls, y.mean, y.variance), (0.0, 0.0, 0.0), "{y:?}");
+    }
 }

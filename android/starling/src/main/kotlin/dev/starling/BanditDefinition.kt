@@ -58,6 +58,16 @@ public data class BanditDefinition @JvmOverloads constructor(
     val useFleetPrior: Boolean = true,
     /** Cap on the fleet prior's weight per arm, in pseudo-observations. Default 20. */
     val maxPriorPulls: Double = DEFAULT_MAX_PRIOR_PULLS,
+    /**
+     * With [shareStatistics]: if set, the statistics leave through the private channel instead
+     * of as events, once per UTC day, clamped and noised for this cost (epsilon) charged to the
+     * privacy budget, with consent for private reports. Default null: raw events.
+     */
+    val privateStatisticsEpsilon: Double? = null,
+    /** Private channel: the most pulls, over all arms, one day's release counts. Default 20. */
+    val privateMaxPullsPerDay: Int = DEFAULT_PRIVATE_MAX_PULLS_PER_DAY,
+    /** Private channel: rewards are clamped to [0, this] (to [0, 1] for Thompson Beta). */
+    val privateRewardMax: Double = 1.0,
 ) {
     /** The core's defaults, in the units of the fields they fill. */
     public companion object {
@@ -66,6 +76,9 @@ public data class BanditDefinition @JvmOverloads constructor(
 
         /** Default [maxPriorPulls]. */
         public const val DEFAULT_MAX_PRIOR_PULLS: Double = 20.0
+
+        /** Default [privateMaxPullsPerDay]. */
+        public const val DEFAULT_PRIVATE_MAX_PULLS_PER_DAY: Int = 20
     }
 
     /** The generated record; negative durations are refused here, the rest by the core. */
@@ -81,6 +94,12 @@ public data class BanditDefinition @JvmOverloads constructor(
         shareStatistics = shareStatistics,
         useFleetPrior = useFleetPrior,
         maxPriorPulls = maxPriorPulls,
+        privateStatisticsEpsilon = privateStatisticsEpsilon,
+        privateMaxPullsPerDay = nonNegative(
+            "bandit \"$name\": privateMaxPullsPerDay",
+            privateMaxPullsPerDay.toLong(),
+        ).toUInt(),
+        privateRewardMax = privateRewardMax,
     )
 }
 
