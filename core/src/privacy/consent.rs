@@ -7,7 +7,7 @@
 //! | purpose | stops | deletes |
 //! |---|---|---|
 //! | raw events | uploading events; new events are no longer queued | queued events and batches |
-//! | private reports | tallying and sending reports | tallies and reports not yet sent (their budget stays spent) |
+//! | private reports | tallying and sending reports and private arm statistics | tallies, private bandits' gathered statistics, releases not yet sent (their budget stays spent) |
 //! | personalization | bandit decisions | signals, bandit states, pending decisions |
 //! | federated learning | adding examples, training, check-in and uploading updates | examples and updates not yet sent (their budget stays spent) |
 
