@@ -22,7 +22,7 @@ class PrivateArmStatsTest {
         assertEquals(20u, raw.toFfi().privateMaxPullsPerDay)
         val private = raw.copy(privateStatisticsEpsilon = 0.5, privateMaxPullsPerDay = 10)
         assertEquals(0.5, private.toFfi().privateStatisticsEpsilon)
-        open(private).use { starling -> assertTrue(starling.choose("layout").arm in raw.arms) }
+        openConsented(testConfig(dir).copy(bandits = listOf(private))).use { starling -> assertTrue(starling.choose("layout").arm in raw.arms) }
     }
 
     @Test
