@@ -184,3 +184,43 @@ fn a_budget_too_small_refuses_the_release_and_sends_nothing() {
     assert!(report.private_reports.refused.is_empty(), "{report:?}");
     assert_eq!(stored_arm_stats(&server), 0);
 }
+
+#[test]
+fn a_release_charged_while_the_server_is_away_is_resent_after_a_restart_at_no_cost() {
+    let server = TestServer::start_with(|c| c.prior_min_devices = 1);
+    let mut rng = StdRng::seed_from_u64(13);
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 1: the release is charged, then its upload fails.
+    let away = open_device(private_config(
+        dir.path(),
+        "http://127.0.0.1:1",
+        explorer(1.0),
+        1.0,
+    ));
+    play(&away, 20, &mut rng);
+    let report = away.send_private_reports().unwrap();
+    assert_eq!(report.charged, 1, "{report:?}");
+    assert_eq!(report.sent, 0, "{report:?}");
+    assert!(report.send_error.is_some(), "{report:?}");
+    let receipts = away.privacy_receipts(10).unwrap();
+    assert_eq!(receipts.len(), 1);
+    assert!(receipts[0].sent_ms.is_none(), "{receipts:?}");
+    let spent = away.privacy_spent().unwrap().epsilon_day;
+    drop(away);
+
+    let back = Starling::open(private_config(
+        dir.path(),
+        &server.url(),
+        explorer(1.0),
+        1.0,
+    ))
+    .unwrap();
+    let report = back.sync().unwrap();
+    assert_eq!(report.private_reports.charged, 0, "{report:?}");
+    assert_eq!(report.private_reports.sent, 1, "{report:?}");
+    let receipts = back.privacy_receipts(10).unwrap();
+    assert_eq!(receipts.len(), 1, "charged once: {receipts:?}");
+    assert!(receipts[0].sent_ms.is_some(), "{receipts:?}");
+    assert_eq!(back.privacy_spent().unwrap().epsilon_day, spent);
+    assert_eq!(stored_arm_stats(&server), 1);
+}
