@@ -157,3 +157,91 @@ impl Starling {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bandit::runtime::{Outcome, Pending};
+    use starling_proto::v1::{FeatureLayout, ModelKind, TrainingParams};
+
+    fn settled(context: &[f64], arm: &str, reward: f64, outcome: Outcome) -> Settled {
+        Settled {
+            pending: Pending {
+                id: "d".into(),
+                bandit: "offer".into(),
+                arm: arm.into(),
+                propensity: 0.5,
+                context: context.to_vec(),
+                arms: "a,b".into(),
+                decided_ms: 1,
+            },
+            reward,
+            outcome,
+        }
+    }
+
+    fn db() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::storage::schema::migrate(&mut conn).unwrap();
+        conn
+    }
+
+    #[test]
+    fn a_positive_reward_is_label_one_and_anything_else_label_zero() {
+        let e = of_settled("t", &settled(&[0.5, 2.0], "b", 0.25, Outcome::Reported), 7);
+        assert_eq!(e.example.values, vec![0.5, 2.0]);
+        assert_eq!(e.example.categories, vec!["arm=b".to_owned()]);
+        assert_eq!((e.task.as_str(), e.label, e.added_ms), ("t", 1, 7));
+        for (reward, outcome) in [
+            (0.0, Outcome::Reported),
+            (-1.0, Outcome::Attributed),
+            (0.0, Outcome::Expired),
+        ] {
+            let e = of_settled("t", &settled(&[1.0], "a", reward, outcome), 0);
+            assert_eq!(e.label, 0, "reward {reward}");
+        }
+    }
+
+    #[test]
+    fn stored_examples_follow_the_downloaded_task_bound_and_layout() {
+        let conn = db();
+        let task = LearningTask {
+            name: "t".into(),
+            kind: ModelKind::Logistic as i32,
+            features: Some(FeatureLayout {
+                dense_features: 1,
+                signals: Vec::new(),
+                hash_buckets: 4,
+            }),
+            training: Some(TrainingParams {
+                max_examples: 3,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let release = ModelRelease {
+            task: Some(task),
+            ..Default::default()
+        };
+        store::save_release(&conn, "t", &release.encode_to_vec()).unwrap();
+        let fits: Vec<DecisionExample> = (0..5)
+            .map(|i| of_settled("t", &settled(&[f64::from(i)], "a", 1.0, Outcome::Reported), i.into()))
+            .collect();
+        let wrong = of_settled("t", &settled(&[1.0, 2.0], "a", 1.0, Outcome::Reported), 9);
+        // A task without a downloaded model takes them all, up to the default bound.
+        let other = of_settled("u", &settled(&[1.0, 2.0], "a", 0.0, Outcome::Expired), 9);
+        let mut all = fits.clone();
+        all.push(wrong);
+        all.push(other);
+        store_all(&conn, &all).unwrap();
+
+        let kept = store::examples(&conn, "t").unwrap();
+        let values: Vec<f64> = kept
+            .iter()
+            .map(|(_, bytes, _)| StoredExample::decode(bytes.as_slice()).unwrap().values[0])
+            .collect();
+        assert_eq!(values, vec![2.0, 3.0, 4.0], "the newest 3 fitting examples");
+        assert_eq!(store::counter(&conn, store::COUNTER_EVICTED).unwrap(), 2);
+        assert_eq!(store::example_count(&conn, "u").unwrap(), 1);
+    }
+}
