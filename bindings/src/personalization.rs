@@ -526,3 +526,34 @@ mod tests {
         assert_eq!(spec.max_prior_pulls, 5.0);
     }
 }
+
+/// One arm of a bandit scored by a learning task's model.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct ArmPrediction {
+    /// The arm.
+    pub arm: String,
+    /// The model's probability of a positive reward for the arm.
+    pub probability: f64,
+}
+
+#[uniffi::export]
+impl Starling {
+    /// Scores every configured arm of `bandit` with the latest model of `task` for `context`,
+    /// with the features laid out as the bandit's decision examples; reads memory only.
+    pub fn predict_arms(
+        &self,
+        bandit: String,
+        task: String,
+        context: Vec<f64>,
+    ) -> Result<Vec<ArmPrediction>, StarlingError> {
+        guard(|| self.inner.predict_arms(&bandit, &task, &context)).map(|scored| {
+            scored
+                .into_iter()
+                .map(|s| ArmPrediction {
+                    arm: s.arm,
+                    probability: s.probability,
+                })
+                .collect()
+        })
+    }
+}

@@ -127,6 +127,16 @@ fn no_examples_without_consent_for_federated_learning() {
     let examples = stored_examples(dir.path(), "offer_clicks");
     assert_eq!(examples.len(), 1);
     assert_eq!(examples[0].0.values, vec![1.0, 2.0]);
+
+    // Withdrawn with a settled decision perhaps not yet committed: the stored example and
+    // the uncommitted one both go.
+    let decision = device.choose("offer", &[3.0, 4.0]).unwrap();
+    assert!(device.reward(&decision.id, 1.0).unwrap());
+    device
+        .set_purpose_consent(Purpose::FederatedLearning, false)
+        .unwrap();
+    device.flush().unwrap();
+    assert!(stored_examples(dir.path(), "offer_clicks").is_empty());
 }
 
 /// Click probability of each arm in the simulated environment: "grid" is truly better.
