@@ -185,12 +185,17 @@ fn a_fleet_trained_on_bandit_examples_ranks_the_better_arm_first() {
             assert!(device.reward(&decision.id, reward).unwrap());
         }
         device.flush().unwrap();
-        assert_eq!(device.learning_status("offer_clicks").unwrap().examples, 100);
+        assert_eq!(
+            device.learning_status("offer_clicks").unwrap().examples,
+            100
+        );
         devices.push(device);
         dirs.push(dir);
     }
     // Before a model was downloaded there is nothing to predict with.
-    assert!(devices[0].predict_arms("offer", "offer_clicks", &[0.0]).is_err());
+    assert!(devices[0]
+        .predict_arms("offer", "offer_clicks", &[0.0])
+        .is_err());
     train_until(&devices, "offer_clicks", 6);
     // Devices that trained hold a model; a last learning sync brings the latest one.
     devices[0]
@@ -198,7 +203,9 @@ fn a_fleet_trained_on_bandit_examples_ranks_the_better_arm_first() {
         .unwrap();
 
     for x in [-0.8, 0.0, 0.8] {
-        let scored = devices[0].predict_arms("offer", "offer_clicks", &[x]).unwrap();
+        let scored = devices[0]
+            .predict_arms("offer", "offer_clicks", &[x])
+            .unwrap();
         let arms: Vec<&str> = scored.iter().map(|s| s.arm.as_str()).collect();
         assert_eq!(arms, ["list", "grid"], "configuration order");
         let (list, grid) = (scored[0].probability, scored[1].probability);

@@ -225,7 +225,13 @@ mod tests {
         };
         store::save_release(&conn, "t", &release.encode_to_vec()).unwrap();
         let fits: Vec<DecisionExample> = (0..5)
-            .map(|i| of_settled("t", &settled(&[f64::from(i)], "a", 1.0, Outcome::Reported), i.into()))
+            .map(|i| {
+                of_settled(
+                    "t",
+                    &settled(&[f64::from(i)], "a", 1.0, Outcome::Reported),
+                    i.into(),
+                )
+            })
             .collect();
         let wrong = of_settled("t", &settled(&[1.0, 2.0], "a", 1.0, Outcome::Reported), 9);
         // A task without a downloaded model takes them all, up to the default bound.

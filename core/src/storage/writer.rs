@@ -234,9 +234,11 @@ impl Writer {
         }
         if let Some(task) = bandits.learning_task(&settled.pending.bandit) {
             if crate::learning::may_learn(&self.shared) {
-                self.bandit_rows
-                    .examples
-                    .push(crate::learning::of_settled(task, &settled, now_ms()));
+                self.bandit_rows.examples.push(crate::learning::of_settled(
+                    task,
+                    &settled,
+                    now_ms(),
+                ));
             }
         }
         let event = bandits.decision_event(&settled, now_ms());
