@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use starling_core::bandit::{BanditSpec, PolicyKind};
 use starling_core::learning::{arm_category, Eligibility};
 use starling_core::privacy::Purpose;
-use starling_core::{Config, Starling};
+use starling_core::{Config, Event, Starling};
 use starling_proto::v1::StoredExample;
 use starling_server::learning::TaskDefinition;
 use starling_tests::learning::train_until;
@@ -93,6 +93,27 @@ fn rewarded_and_expired_decisions_become_labelled_examples() {
     assert_eq!(examples[0].1, 0);
     // A reward after expiry is late: no second example.
     assert!(!device.reward(&lapsed.id, 1.0).unwrap());
+    device.flush().unwrap();
+    assert_eq!(stored_examples(dir.path(), "offer_clicks").len(), 1);
+}
+
+#[test]
+fn an_attributed_reward_is_a_label_one_example_of_its_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = linucb_offer(60_000).rewarded_by("purchase", Some("amount"));
+    let device = local_device(dir.path(), spec);
+    let bought = device.choose("offer", &[1.0, 0.0]).unwrap();
+    device
+        .track(Event::new("purchase").with("amount", 4.5))
+        .unwrap();
+    device.flush().unwrap();
+    let examples = stored_examples(dir.path(), "offer_clicks");
+    assert_eq!(examples.len(), 1, "{examples:?}");
+    assert_eq!(examples[0].0.values, vec![1.0, 0.0]);
+    assert_eq!(examples[0].0.categories, vec![arm_category(&bought.arm)]);
+    assert_eq!(examples[0].1, 1);
+    // The attributed decision is settled: a reward from the app now is late, no new example.
+    assert!(!device.reward(&bought.id, 0.0).unwrap());
     device.flush().unwrap();
     assert_eq!(stored_examples(dir.path(), "offer_clicks").len(), 1);
 }
