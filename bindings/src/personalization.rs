@@ -319,6 +319,10 @@ pub struct BanditDefinition {
     pub use_fleet_prior: bool,
     /// Cap on the fleet prior's weight per arm, in pseudo-observations.
     pub max_prior_pulls: f64,
+    /// A federated-learning task that stores an example for each settled decision (context
+    /// and chosen arm; label 1 if rewarded positively, else 0). None: off.
+    #[uniffi(default = None)]
+    pub learning_task: Option<String>,
 }
 
 impl From<BanditDefinition> for BanditSpec {
@@ -360,6 +364,7 @@ impl From<BanditDefinition> for BanditSpec {
         spec.share_statistics = d.share_statistics;
         spec.use_fleet_prior = d.use_fleet_prior;
         spec.max_prior_pulls = d.max_prior_pulls;
+        spec.learning_task = d.learning_task;
         spec
     }
 }
@@ -382,6 +387,7 @@ pub fn default_bandit(name: String, policy: BanditPolicy, arms: Vec<String>) -> 
         share_statistics: core.share_statistics,
         use_fleet_prior: core.use_fleet_prior,
         max_prior_pulls: core.max_prior_pulls,
+        learning_task: core.learning_task,
     }
 }
 
@@ -518,5 +524,36 @@ mod tests {
         let spec = BanditSpec::from(definition);
         assert!(!spec.use_fleet_prior);
         assert_eq!(spec.max_prior_pulls, 5.0);
+    }
+}
+
+/// One arm of a bandit scored by a learning task's model.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct ArmPrediction {
+    /// The arm.
+    pub arm: String,
+    /// The model's probability of a positive reward for the arm.
+    pub probability: f64,
+}
+
+#[uniffi::export]
+impl Starling {
+    /// Scores every configured arm of `bandit` with the latest model of `task` for `context`,
+    /// with the features laid out as the bandit's decision examples; reads memory only.
+    pub fn predict_arms(
+        &self,
+        bandit: String,
+        task: String,
+        context: Vec<f64>,
+    ) -> Result<Vec<ArmPrediction>, StarlingError> {
+        guard(|| self.inner.predict_arms(&bandit, &task, &context)).map(|scored| {
+            scored
+                .into_iter()
+                .map(|s| ArmPrediction {
+                    arm: s.arm,
+                    probability: s.probability,
+                })
+                .collect()
+        })
     }
 }

@@ -46,6 +46,12 @@ pub struct BanditSpec {
     pub use_fleet_prior: bool,
     /// Cap on the prior's weight per arm, in pseudo-observations.
     pub max_prior_pulls: f64,
+    /// A federated-learning task that learns from this bandit's decisions: when a decision is
+    /// settled (rewarded, or expired at the end of its window), an example is stored for the
+    /// task, with the decision's context as dense values, the chosen arm as the category
+    /// `"arm=<name>"`, and label 1 if the reward was positive, else 0 (a logistic task). Only
+    /// with consent for federated learning. Off (`None`) by default; see `docs/bandits.md`.
+    pub learning_task: Option<String>,
 }
 
 impl BanditSpec {
@@ -63,7 +69,14 @@ impl BanditSpec {
             share_statistics: true,
             use_fleet_prior: true,
             max_prior_pulls: super::DEFAULT_MAX_PRIOR_PULLS,
+            learning_task: None,
         }
+    }
+
+    /// Stores an example for the federated-learning task `task` each time a decision settles.
+    pub fn learning_into(mut self, task: impl Into<String>) -> Self {
+        self.learning_task = Some(task.into());
+        self
     }
 
     /// Rewards decisions automatically with the event `event` (worth 1, or the value of
@@ -137,6 +150,11 @@ impl BanditSpec {
         }
         if self.attribution_window_ms == 0 {
             return bad("the attribution window must be positive".into());
+        }
+        if let Some(task) = &self.learning_task {
+            if task.is_empty() || task.len() > 128 {
+                return bad("a learning task name must be 1 to 128 bytes".into());
+            }
         }
         if let Some(reward) = &self.reward_event {
             if reward.event.is_empty() || reward.event.starts_with("starling.") {

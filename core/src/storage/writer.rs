@@ -232,6 +232,15 @@ impl Writer {
                 settled.reward,
             ));
         }
+        if let Some(task) = bandits.learning_task(&settled.pending.bandit) {
+            if crate::learning::may_learn(&self.shared) {
+                self.bandit_rows.examples.push(crate::learning::of_settled(
+                    task,
+                    &settled,
+                    now_ms(),
+                ));
+            }
+        }
         let event = bandits.decision_event(&settled, now_ms());
         // Appended after the events already looked at for attribution, which it never
         // rewards (its name is reserved).
@@ -361,7 +370,11 @@ impl Writer {
         }
         let rows = next.as_ref().map(|(_, rows)| rows);
         let rewrite_requested = self.signals_rewrite;
-        let bandit_rows = std::mem::take(&mut self.bandit_rows);
+        let mut bandit_rows = std::mem::take(&mut self.bandit_rows);
+        // Consent for federated learning withdrawn since these examples were made: they go.
+        if !bandit_rows.examples.is_empty() && !crate::learning::may_learn(&shared) {
+            bandit_rows.examples.clear();
+        }
         match self.with_store(|store| store.insert_events(&events, rows, &bandit_rows)) {
             Ok(()) => {
                 self.attributed_upto = 0;

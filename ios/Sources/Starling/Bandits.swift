@@ -60,6 +60,12 @@ extension Starling {
         /// Cap on the fleet prior's weight per arm, in pseudo-observations. Default 20.
         public var maxPriorPulls: Double
 
+        /// A federated-learning task fed by this bandit: each settled decision (rewarded, or
+        /// expired at the end of its window) stores an example with the decision's context as
+        /// values, the chosen arm as the category `arm=<name>`, and label 1 if its reward was
+        /// positive, else 0. Only with consent for federated learning. `nil` (the default): off.
+        public var learningTask: String?
+
         /// A bandit with the core's defaults for everything not given.
         public init(
             _ name: String, policy: Policy, arms: [String], rewardEvent: RewardEvent? = nil,
@@ -78,6 +84,7 @@ extension Starling {
             sharesStatistics = defaults.shareStatistics
             usesFleetPrior = defaults.useFleetPrior
             maxPriorPulls = defaults.maxPriorPulls
+            learningTask = defaults.learningTask
         }
 
         /// How a bandit chooses; `docs/bandits.md` says when to use which.
@@ -147,7 +154,7 @@ extension Starling {
                 attributionWindowMs: try milliseconds(
                     attributionWindow, "\(what) attributionWindow"),
                 shareStatistics: sharesStatistics, useFleetPrior: usesFleetPrior,
-                maxPriorPulls: maxPriorPulls)
+                maxPriorPulls: maxPriorPulls, learningTask: learningTask)
         }
     }
 

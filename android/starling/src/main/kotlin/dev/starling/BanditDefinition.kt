@@ -58,6 +58,13 @@ public data class BanditDefinition @JvmOverloads constructor(
     val useFleetPrior: Boolean = true,
     /** Cap on the fleet prior's weight per arm, in pseudo-observations. Default 20. */
     val maxPriorPulls: Double = DEFAULT_MAX_PRIOR_PULLS,
+    /**
+     * A federated-learning task fed by this bandit: each settled decision (rewarded, or expired
+     * at the end of its window) stores an example with the decision's context as values, the
+     * chosen arm as the category `arm=<name>`, and label 1 if its reward was positive, else 0.
+     * Only with consent for federated learning. `null` (the default): off.
+     */
+    val learningTask: String? = null,
 ) {
     /** The core's defaults, in the units of the fields they fill. */
     public companion object {
@@ -81,6 +88,7 @@ public data class BanditDefinition @JvmOverloads constructor(
         shareStatistics = shareStatistics,
         useFleetPrior = useFleetPrior,
         maxPriorPulls = maxPriorPulls,
+        learningTask = learningTask,
     )
 }
 
