@@ -284,40 +284,6 @@ pub(crate) fn bar_chart(
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn charts_are_self_contained_svg() {
-        let line = line_chart(
-            "a <title>",
-            "x",
-            "y",
-            Some(0.0),
-            &[Series {
-                name: "s",
-                colour: "#000",
-                dashed: true,
-                points: vec![Some((0.0, 1.0)), None, Some((2.0, 3.0))],
-            }],
-        );
-        assert!(line.starts_with("<svg") && line.ends_with("</svg>"));
-        assert!(line.contains("a &lt;title&gt;"));
-        assert_eq!(line.matches(" M").count() + line.matches("\"M").count(), 2);
-        assert!(!line.contains("<script") && !line.contains("href"));
-        let bars = bar_chart("b", "x", "y", &["d1".into()], &[("s", "#000", vec![5.0])]);
-        assert!(bars.contains("<rect x=") && bars.contains("d1"));
-    }
-
-    #[test]
-    fn ticks_are_round_numbers() {
-        assert_eq!(step(10.0), 2.0);
-        assert_eq!(step(0.3), 0.05);
-        assert_eq!(label(0.05, 0.05), "0.05");
-    }
-}
-
 /// One estimate with its interval, beside the true value.
 pub(crate) struct Interval {
     pub x: f64,
@@ -378,4 +344,38 @@ pub(crate) fn interval_chart(
     legend(&mut out, &entries);
     out.push_str("</svg>");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charts_are_self_contained_svg() {
+        let line = line_chart(
+            "a <title>",
+            "x",
+            "y",
+            Some(0.0),
+            &[Series {
+                name: "s",
+                colour: "#000",
+                dashed: true,
+                points: vec![Some((0.0, 1.0)), None, Some((2.0, 3.0))],
+            }],
+        );
+        assert!(line.starts_with("<svg") && line.ends_with("</svg>"));
+        assert!(line.contains("a &lt;title&gt;"));
+        assert_eq!(line.matches(" M").count() + line.matches("\"M").count(), 2);
+        assert!(!line.contains("<script") && !line.contains("href"));
+        let bars = bar_chart("b", "x", "y", &["d1".into()], &[("s", "#000", vec![5.0])]);
+        assert!(bars.contains("<rect x=") && bars.contains("d1"));
+    }
+
+    #[test]
+    fn ticks_are_round_numbers() {
+        assert_eq!(step(10.0), 2.0);
+        assert_eq!(step(0.3), 0.05);
+        assert_eq!(label(0.05, 0.05), "0.05");
+    }
 }
