@@ -319,6 +319,20 @@ impl Device {
             self.books.kills_missed += 1;
         }
         self.absorb(hour, steps, &outcome.notes, Some(committed));
+        // A worker killed while it synced may or may not have charged the reports that were
+        // due; its ledger says which.
+        let synced = outcome.notes.iter().rposition(|n| *n == Note::Syncing);
+        let finished = synced.is_some_and(|i| {
+            outcome.notes[i..]
+                .iter()
+                .any(|n| matches!(n, Note::Synced { .. }))
+        });
+        if synced.is_some()
+            && !finished
+            && crate::private::charged_on_device(self.handle())? > self.private.charged()
+        {
+            self.private.prepare(self.clock.load(Ordering::SeqCst));
+        }
         Ok(())
     }
 

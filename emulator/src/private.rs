@@ -186,6 +186,11 @@ impl PrivateBooks {
         }
     }
 
+    /// Reports charged so far, all reports together.
+    pub fn charged(&self) -> usize {
+        self.charged.iter().map(Vec::len).sum()
+    }
+
     /// Consent for private reports was withdrawn: the open tallies are deleted.
     pub fn withdraw(&mut self) {
         self.open.clear();
@@ -268,6 +273,16 @@ pub(crate) fn delivered(books: &PrivateBooks, starling: &Starling) -> Result<Del
         }
     }
     Ok(out)
+}
+
+/// Private reports the device's ledger has charged.
+pub(crate) fn charged_on_device(starling: &Starling) -> Result<usize, String> {
+    Ok(starling
+        .privacy_receipts(100_000)
+        .map_err(|e| format!("privacy_receipts: {e}"))?
+        .iter()
+        .filter(|r| r.channel.starts_with("report:"))
+        .count())
 }
 
 /// One cell of one day's estimate beside the truth.
