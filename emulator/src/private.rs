@@ -548,3 +548,51 @@ pub(crate) fn html(p: &PrivateEstimates) -> String {
     h.push_str("</div>");
     h
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::user::Prop;
+
+    fn event(name: &str, day: i64, depth: Option<f64>) -> AppEvent {
+        AppEvent {
+            name: name.into(),
+            time_ms: day * DAY_MS + 3_600_000,
+            props: depth
+                .map(|d| vec![("depth".to_owned(), Prop::Float(d))])
+                .unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn the_books_report_finished_days_clamped_and_forget_them_on_withdrawal() {
+        let mut books = PrivateBooks::default();
+        for _ in 0..45 {
+            books.record(&event("screen_view", 10, None));
+        }
+        books.record(&event("scroll", 10, Some(0.8)));
+        books.record(&event("scroll", 10, Some(0.1)));
+        books.record(&event("purchase", 11, None));
+        // Day 11 is not over yet: only day 10 is charged, by every report.
+        books.prepare(11 * DAY_MS + 5);
+        assert_eq!(books.charged(), 3);
+        assert_eq!(books.charged[0], vec![(10, vec![40.0, 0.0])]);
+        assert_eq!(books.charged[1], vec![(10, vec![1.0, 0.0, 0.0, 1.0])]);
+        // Two scrolls, no click or purchase: the favourite is "scroll".
+        assert_eq!(books.charged[2], vec![(10, vec![0.0, 1.0, 0.0, 0.0])]);
+
+        // Withdrawn on day 11: its purchase is forgotten, and day 11 reports nothing.
+        books.withdraw();
+        books.record(&event("click", 12, None));
+        books.prepare(13 * DAY_MS);
+        assert_eq!(
+            books.charged[0][1..],
+            [(11, vec![0.0, 0.0]), (12, vec![0.0, 0.0])]
+        );
+        assert_eq!(books.charged[2][2], (12, vec![1.0, 0.0, 0.0, 0.0]));
+        // Preparing again the same day charges nothing new.
+        let before = books.charged();
+        books.prepare(13 * DAY_MS + 1);
+        assert_eq!(books.charged(), before);
+    }
+}
