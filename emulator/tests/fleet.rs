@@ -1,6 +1,6 @@
 //! A small fleet with every fault switched on, process kills included, must still balance its
-//! books, its bandits must beat random choices on the same opportunities, and its federated
-//! model must improve over the rounds.
+//! books, its bandits must beat random choices on the same opportunities, its federated
+//! model must improve over the rounds, and the server's private estimates must cover the truth.
 
 use starling_emulator::{run, Options};
 
