@@ -18,11 +18,10 @@ use super::store::{
 use crate::bandit::runtime::{Outcome, Pending, Settled};
 use crate::error::{Error, Result, StorageError};
 use crate::signals::engine::{Engine, EventRef};
-use crate::{now_ms, Config, Diagnostics, Shared};
+use crate::{Config, Diagnostics, Shared};
 
 /// The session events an engine has to record, encoded like tracked events.
-fn session_events(engine: &mut Engine) -> Vec<NewEvent> {
-    let recorded_ms = now_ms();
+fn session_events(engine: &mut Engine, recorded_ms: i64) -> Vec<NewEvent> {
     engine
         .take_session_events()
         .into_iter()
@@ -203,7 +202,7 @@ impl Writer {
     /// next pending decision's attribution window closes.
     fn wake_at(&self) -> Option<Instant> {
         let expiry = self.shared.bandits.next_expiry_ms().map(|at| {
-            let wait = at.saturating_sub(now_ms()).max(0) as u64;
+            let wait = at.saturating_sub(self.config.clock.now_ms()).max(0) as u64;
             Instant::now() + Duration::from_millis(wait)
         });
         match (self.deadline, expiry) {
@@ -237,11 +236,11 @@ impl Writer {
                 self.bandit_rows.examples.push(crate::learning::of_settled(
                     task,
                     &settled,
-                    now_ms(),
+                    self.config.clock.now_ms(),
                 ));
             }
         }
-        let event = bandits.decision_event(&settled, now_ms());
+        let event = bandits.decision_event(&settled, self.config.clock.now_ms());
         // Appended after the events already looked at for attribution, which it never
         // rewards (its name is reserved).
         self.buffer_event(event);
@@ -254,7 +253,7 @@ impl Writer {
         if bandits.is_empty() {
             return;
         }
-        for settled in bandits.expire(now_ms()) {
+        for settled in bandits.expire(self.config.clock.now_ms()) {
             self.settle(settled);
         }
         let end = self.buffer.len();
@@ -366,7 +365,7 @@ impl Writer {
         // as the states that crossed them: each is recorded exactly once.
         let tracked = events.len();
         if let Some((engine, _)) = &mut next {
-            events.extend(session_events(engine));
+            events.extend(session_events(engine, self.config.clock.now_ms()));
         }
         let rows = next.as_ref().map(|(_, rows)| rows);
         let rewrite_requested = self.signals_rewrite;
@@ -482,20 +481,22 @@ impl Writer {
     fn evict(&mut self) -> Result<u64> {
         self.last_eviction = Instant::now();
         let (max_bytes, max_age) = (self.config.max_store_bytes, self.config.max_age_ms);
-        self.with_store(|s| s.evict(now_ms(), max_bytes, max_age))
+        let now = self.config.clock.now_ms();
+        self.with_store(|s| s.evict(now, max_bytes, max_age))
     }
 
     fn prepare_upload(&mut self) -> Result<Vec<OutgoingBatch>> {
         self.commit()?;
         if !self.shared.bandits.is_empty() {
-            self.with_store(|s| s.emit_arm_stats(now_ms()))?;
+            let now = self.config.clock.now_ms();
+            self.with_store(|s| s.emit_arm_stats(now))?;
         }
         self.evict()?;
         let params = SealParams {
             schema_version: self.config.schema_version,
             max_events: self.config.batch_max_events,
             max_bytes: self.config.batch_max_bytes,
-            now_ms: now_ms(),
+            now_ms: self.config.clock.now_ms(),
         };
         self.with_store(|s| {
             s.seal(&params)?;
@@ -612,7 +613,7 @@ impl Writer {
                 crate::privacy::ledger::assume_spent(
                     self.store.connection(),
                     &self.config.privacy.budget,
-                    now_ms(),
+                    self.config.clock.now_ms(),
                 )?;
                 Ok(op(&mut self.store)?)
             }
