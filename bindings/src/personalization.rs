@@ -326,6 +326,10 @@ pub struct BanditDefinition {
     pub private_max_pulls_per_day: u32,
     /// Private channel: rewards are clamped to [0, this] (and to [0, 1] for Thompson Beta).
     pub private_reward_max: f64,
+    /// A federated-learning task that stores an example for each settled decision (context
+    /// and chosen arm; label 1 if rewarded positively, else 0). None: off.
+    #[uniffi(default = None)]
+    pub learning_task: Option<String>,
 }
 
 impl From<BanditDefinition> for BanditSpec {
@@ -370,6 +374,7 @@ impl From<BanditDefinition> for BanditSpec {
         spec.private_statistics_epsilon = d.private_statistics_epsilon;
         spec.private_max_pulls_per_day = d.private_max_pulls_per_day;
         spec.private_reward_max = d.private_reward_max;
+        spec.learning_task = d.learning_task;
         spec
     }
 }
@@ -395,6 +400,7 @@ pub fn default_bandit(name: String, policy: BanditPolicy, arms: Vec<String>) -> 
         private_statistics_epsilon: core.private_statistics_epsilon,
         private_max_pulls_per_day: core.private_max_pulls_per_day,
         private_reward_max: core.private_reward_max,
+        learning_task: core.learning_task,
     }
 }
 
@@ -531,5 +537,36 @@ mod tests {
         let spec = BanditSpec::from(definition);
         assert!(!spec.use_fleet_prior);
         assert_eq!(spec.max_prior_pulls, 5.0);
+    }
+}
+
+/// One arm of a bandit scored by a learning task's model.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct ArmPrediction {
+    /// The arm.
+    pub arm: String,
+    /// The model's probability of a positive reward for the arm.
+    pub probability: f64,
+}
+
+#[uniffi::export]
+impl Starling {
+    /// Scores every configured arm of `bandit` with the latest model of `task` for `context`,
+    /// with the features laid out as the bandit's decision examples; reads memory only.
+    pub fn predict_arms(
+        &self,
+        bandit: String,
+        task: String,
+        context: Vec<f64>,
+    ) -> Result<Vec<ArmPrediction>, StarlingError> {
+        guard(|| self.inner.predict_arms(&bandit, &task, &context)).map(|scored| {
+            scored
+                .into_iter()
+                .map(|s| ArmPrediction {
+                    arm: s.arm,
+                    probability: s.probability,
+                })
+                .collect()
+        })
     }
 }

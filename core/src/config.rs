@@ -1,6 +1,7 @@
 //! Configuration of a [`Starling`](crate::Starling) instance.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::signals::SignalSpec;
@@ -64,6 +65,50 @@ pub struct Config {
     pub bandits: Vec<crate::bandit::BanditSpec>,
     /// Privacy budgets and daily private reports; see `docs/privacy.md`.
     pub privacy: crate::privacy::PrivacyConfig,
+    /// Where the core reads "now" from. Default: the system clock. Emulators and tests supply
+    /// a simulated clock here; it is not part of the FFI.
+    pub clock: Clock,
+}
+
+/// The device clock the core reads "now" from, in Unix epoch milliseconds.
+///
+/// [`Clock::system`] (the default) reads the system clock. [`Clock::new`] takes any function,
+/// so that an emulator can drive a device through simulated days, or a test can fix the time.
+/// Everything time-dependent follows it: event validation, bandit decision windows, sync
+/// backoff, eviction by age, device id rotation, private report days and the privacy ledger's
+/// budget windows. The ledger's clock still never goes backwards: a clock that returns an
+/// earlier time than the ledger has seen is read as the ledger's time.
+#[derive(Clone, Default)]
+pub struct Clock(Option<Arc<dyn Fn() -> i64 + Send + Sync>>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Self {
+        Clock(None)
+    }
+
+    /// A clock that calls `now_ms` for the current time, in Unix epoch milliseconds.
+    pub fn new(now_ms: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        Clock(Some(Arc::new(now_ms)))
+    }
+
+    /// The current time, in Unix epoch milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        match &self.0 {
+            Some(f) => f(),
+            None => crate::now_ms(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Clock(supplied)"
+        } else {
+            "Clock(system)"
+        })
+    }
 }
 
 impl Config {
@@ -90,6 +135,7 @@ impl Config {
             signal_allowed_lateness_ms: 5 * 60 * 1000,
             bandits: Vec::new(),
             privacy: Default::default(),
+            clock: Clock::system(),
         }
     }
 

@@ -43,7 +43,7 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, Sender, TrySendError};
 
 pub use capture::{Event, InvalidEvent, Limits, Value};
-pub use config::Config;
+pub use config::{Clock, Config};
 pub use error::{Error, Result};
 pub use privacy::{
     Budget, PrivacyConfig, Purpose, Receipt, ReportKind, ReportSpec, ReportsOutcome, Spent,
@@ -206,7 +206,11 @@ impl Starling {
         let (mut store, report) = Store::open(&config.data_dir)?;
         if report.moved_aside.is_some() {
             // The privacy ledger went with the damaged file: what it recorded counts as spent.
-            privacy::ledger::assume_spent(store.connection(), &config.privacy.budget, now_ms())?;
+            privacy::ledger::assume_spent(
+                store.connection(),
+                &config.privacy.budget,
+                config.clock.now_ms(),
+            )?;
         }
         let mut config = config;
         if let Some(remote) = store
@@ -291,7 +295,7 @@ impl Starling {
         if !self.inner.shared.consent.load(Ordering::Relaxed) {
             return Err(Error::NoConsent);
         }
-        let now = now_ms();
+        let now = self.inner.config.clock.now_ms();
         if let Err(e) = capture::validate(&event, now, self.inner.config.max_future_skew_ms) {
             self.inner
                 .shared
@@ -395,7 +399,8 @@ impl Starling {
         self.require(Purpose::Personalization)?;
         let bandits = &self.inner.shared.bandits;
         let signals = self.signals();
-        let (decision, pending) = bandits.choose(bandit, context, &signals, now_ms())?;
+        let (decision, pending) =
+            bandits.choose(bandit, context, &signals, self.inner.config.clock.now_ms())?;
         match self.inner.tx.try_send(Command::Decided(pending)) {
             Ok(()) => Ok(decision),
             Err(e) => {
@@ -483,7 +488,8 @@ impl Starling {
     }
 }
 
-/// The device clock, Unix epoch milliseconds.
+/// The system clock, Unix epoch milliseconds. The core reads "now" through [`Clock`]; this
+/// is its default, and the time stamp of a damaged database moved aside.
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -7,10 +7,12 @@
 //! even when the process dies right after.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use starling_core::bandit::{BanditSpec, PolicyKind};
-use starling_core::{Config, SignalSpec, Starling};
+use starling_core::{Clock, Config, SignalSpec, Starling};
 
 use crate::user::{AppEvent, Prop, CATEGORIES, LAYOUTS};
 
@@ -40,8 +42,16 @@ pub fn arms(bandit: &str) -> &'static [&'static str] {
 }
 
 /// The configuration every simulated device opens Starling with.
-pub fn device_config(dir: &Path, url: &str, key: &str) -> Config {
+pub fn device_config(dir: &Path, url: &str, key: &str, now_ms: i64) -> Config {
+    device_config_with_clock(dir, url, key, Arc::new(AtomicI64::new(now_ms)))
+}
+
+/// [`device_config`] on a simulated clock that the emulator moves on: the SDK reads the
+/// time from it, so report days and budget windows follow simulated time.
+pub fn device_config_with_clock(dir: &Path, url: &str, key: &str, clock: Arc<AtomicI64>) -> Config {
     let mut config = Config::new(dir).with_server(url, key);
+    config.clock = Clock::new(move || clock.load(Ordering::SeqCst));
+    config.privacy = crate::private::privacy_config();
     // Real seconds stand for simulated hours here, so retry delays are scaled down.
     config.backoff_initial_ms = 200;
     config.backoff_max_ms = 2_000;
@@ -147,6 +157,13 @@ pub enum Note {
     Synced {
         /// The sync met a failure.
         retried: bool,
+        /// The sync prepared the private reports (it does when it met no failure and was not
+        /// backing off).
+        #[serde(default)]
+        reports: bool,
+        /// Private reports the budget refused.
+        #[serde(default)]
+        refused: u32,
     },
 }
 
@@ -168,9 +185,7 @@ pub fn execute(
             Step::Sync => {
                 note(Note::Syncing);
                 match starling.sync() {
-                    Ok(report) => note(Note::Synced {
-                        retried: report.last_error.is_some(),
-                    }),
+                    Ok(report) => note(synced(&report)),
                     Err(starling_core::Error::NoConsent) => {}
                     Err(e) => return Err(format!("sync: {e}")),
                 }
@@ -178,6 +193,15 @@ pub fn execute(
         }
     }
     Ok(())
+}
+
+/// The note of a finished sync.
+pub fn synced(report: &starling_core::SyncReport) -> Note {
+    Note::Synced {
+        retried: report.last_error.is_some(),
+        reports: report.last_error.is_none() && report.retry_at_ms.is_none(),
+        refused: report.private_reports.refused.len() as u32,
+    }
 }
 
 fn track(starling: &Starling, event: &AppEvent, note: &mut dyn FnMut(Note)) {

@@ -4,6 +4,8 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -58,6 +60,8 @@ pub(crate) struct Books {
     pub learning_syncs: u64,
     pub updates_sent: u64,
     pub updates_refused: u64,
+    /// Private reports the budget refused (they wait for a later sync).
+    pub reports_refused: u64,
 }
 
 pub(crate) struct Device {
@@ -75,6 +79,10 @@ pub(crate) struct Device {
     pub tallies: Vec<Vec<Tally>>,
     /// Compressed bytes uploaded by the end of each simulated day (cumulative).
     pub bytes_by_day: Vec<u64>,
+    /// The device's clock: simulated time, Unix ms.
+    pub clock: Arc<AtomicI64>,
+    /// What the device's private reports should hold.
+    pub private: crate::private::PrivateBooks,
 }
 
 impl Device {
@@ -90,6 +98,8 @@ impl Device {
             books: Books::default(),
             tallies: vec![vec![Tally::default(); hours]; app::BANDITS.len()],
             bytes_by_day: Vec::new(),
+            clock: Arc::new(AtomicI64::new(0)),
+            private: Default::default(),
         }
     }
 
@@ -98,7 +108,8 @@ impl Device {
     }
 
     pub fn open(&mut self, env: &Env) -> Result<(), String> {
-        let config = app::device_config(&self.dir, env.url, env.key);
+        let config =
+            app::device_config_with_clock(&self.dir, env.url, env.key, Arc::clone(&self.clock));
         let starling = Starling::open(config).map_err(|e| format!("open: {e}"))?;
         if !starling.consent() && self.books.consent_changes == 0 {
             // First launch: the user accepts.
@@ -125,8 +136,14 @@ impl Device {
     /// One simulated hour: maybe a consent change, a restart, a session, a sync.
     pub fn hour(&mut self, hour: i64, hour_start_ms: i64, env: &Env) -> Result<(), String> {
         let hour_of_day = (hour_start_ms / HOUR_MS).rem_euclid(24) as usize;
+        // The device's clock shows the end of the hour throughout it: every event of the hour
+        // lies in its past (or less than the allowed skew ahead).
+        self.set_clock(hour_start_ms + HOUR_MS - 1);
         if let Some((off, on)) = self.consent_off {
             if hour == off || hour == on {
+                if hour == off {
+                    self.private.withdraw();
+                }
                 self.handle()
                     .set_consent(hour == on)
                     .map_err(|e| format!("consent: {e}"))?;
@@ -153,19 +170,13 @@ impl Device {
             } else {
                 let mut notes = Vec::new();
                 app::execute(self.handle(), &steps, &mut |n| notes.push(n))?;
-                self.absorb(hour, &steps, &notes);
+                self.absorb(hour, &steps, &notes, None);
             }
             session = true;
         }
         if online && ((session && self.rng.random_bool(0.5)) || hour % 6 == 0) {
             match self.handle().sync() {
-                Ok(report) => self.absorb(
-                    hour,
-                    &[],
-                    &[Note::Synced {
-                        retried: report.last_error.is_some(),
-                    }],
-                ),
+                Ok(report) => self.absorb(hour, &[], &[app::synced(&report)], None),
                 Err(starling_core::Error::NoConsent) => {}
                 Err(e) => return Err(format!("sync: {e}")),
             }
@@ -259,6 +270,7 @@ impl Device {
             url: env.url.to_owned(),
             key: env.key.to_owned(),
             steps: steps.to_vec(),
+            now_ms: self.clock.load(Ordering::SeqCst),
         };
         // Half of the sessions that sync are killed up to 20 ms after the sync starts: while
         // it seals the batch, uploads it, or records the server's answer.
@@ -306,12 +318,39 @@ impl Device {
         } else {
             self.books.kills_missed += 1;
         }
-        self.absorb(hour, steps, &outcome.notes);
+        self.absorb(hour, steps, &outcome.notes, Some(committed));
+        // A worker killed while it synced may or may not have charged the reports that were
+        // due; its ledger says which.
+        let synced = outcome.notes.iter().rposition(|n| *n == Note::Syncing);
+        let finished = synced.is_some_and(|i| {
+            outcome.notes[i..]
+                .iter()
+                .any(|n| matches!(n, Note::Synced { .. }))
+        });
+        if synced.is_some()
+            && !finished
+            && crate::private::charged_on_device(self.handle())? > self.private.charged()
+        {
+            self.private.prepare(self.clock.load(Ordering::SeqCst));
+        }
         Ok(())
     }
 
-    /// Updates the books from the notes of a session (in this process or a worker).
-    fn absorb(&mut self, hour: i64, steps: &[Step], notes: &[Note]) {
+    /// Books a sync made outside a session (the final one).
+    pub fn note_sync(&mut self, note: Note) {
+        self.absorb_private(&[], &[note], None);
+    }
+
+    /// Sets the device's clock, Unix ms.
+    pub fn set_clock(&self, now_ms: i64) {
+        self.clock.store(now_ms, Ordering::SeqCst);
+    }
+
+    /// Updates the books from the notes of a session (in this process or a worker). `durable`:
+    /// in a killed worker, how many of the handed-over events the database kept (the first
+    /// ones: the writer commits in order).
+    fn absorb(&mut self, hour: i64, steps: &[Step], notes: &[Note], durable: Option<u64>) {
+        self.absorb_private(steps, notes, durable);
         let hour = hour as usize;
         let mut refused_pending = false;
         for note in notes {
@@ -339,13 +378,79 @@ impl Device {
                 }
                 Note::NoDecision { .. } => self.books.decisions_refused += 1,
                 Note::Flushed | Note::Syncing => {}
-                Note::Synced { retried } => {
+                Note::Synced { retried, .. } => {
                     self.books.syncs += 1;
                     self.books.syncs_retried += u64::from(*retried);
                 }
             }
             if !matches!(note, Note::Tracking) {
                 refused_pending = false;
+            }
+        }
+    }
+
+    /// The private reports' books: every app event `track` accepted (and the database kept)
+    /// is tallied by its day; every sync that prepared the reports charges the days that are
+    /// over.
+    fn absorb_private(&mut self, steps: &[Step], notes: &[Note], durable: Option<u64>) {
+        let mut tracks = steps.iter().filter_map(|s| match s {
+            Step::Track(event) => Some(event),
+            _ => None,
+        });
+        let mut handed = 0i64;
+        let mut last: Option<&Note> = None;
+        let mut pending: Option<&crate::user::AppEvent> = None;
+        let keep = |handed: i64| durable.is_none_or(|d| handed <= d as i64);
+        for note in notes {
+            match note {
+                Note::Tracking => {
+                    if let Some(event) = pending.take() {
+                        if keep(handed) {
+                            self.private.record(event);
+                        }
+                    }
+                    handed += 1;
+                    // A tracking note right after a decision is the click on the variant
+                    // shown, not one of the session's planned events.
+                    if !matches!(last, Some(Note::Decided { .. })) {
+                        pending = tracks.next();
+                    }
+                }
+                Note::Refused => {
+                    pending = None;
+                    handed -= 1;
+                }
+                Note::Rewarding => {
+                    if let Some(event) = pending.take() {
+                        if keep(handed) {
+                            self.private.record(event);
+                        }
+                    }
+                    handed += 1;
+                }
+                Note::Late => handed -= 1,
+                other => {
+                    if let Some(event) = pending.take() {
+                        if keep(handed) {
+                            self.private.record(event);
+                        }
+                    }
+                    if let Note::Synced {
+                        reports, refused, ..
+                    } = other
+                    {
+                        self.books.reports_refused += u64::from(*refused);
+                        if *reports {
+                            self.private.prepare(self.clock.load(Ordering::SeqCst));
+                        }
+                    }
+                }
+            }
+            last = Some(note);
+        }
+        if let Some(event) = pending.take() {
+            if keep(handed) {
+                self.private.record(event);
             }
         }
     }

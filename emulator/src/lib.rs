@@ -18,6 +18,7 @@
 pub mod app;
 mod device;
 pub mod learning;
+pub mod private;
 pub mod regret;
 pub mod report;
 mod svg;
@@ -108,6 +109,9 @@ pub struct Options {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Devices the embedded server needs for a day before it publishes a private estimate.
+    #[arg(long, default_value_t = 20)]
+    pub private_min_devices: u32,
 }
 
 impl Options {
@@ -158,6 +162,7 @@ pub fn run(options: &Options) -> Result<Report, String> {
                 .api_keys
                 .push((EMBEDDED_APP.into(), EMBEDDED_KEY.into()));
             config.learning_tasks = vec![learning::task_definition()?];
+            config.private_min_devices = options.private_min_devices;
             Some(
                 RunningServer::start(config, "127.0.0.1:0".parse().expect("address"))
                     .map_err(|e| format!("embedded server: {e}"))?,
@@ -248,16 +253,24 @@ pub fn run(options: &Options) -> Result<Report, String> {
     progress.set_message("final sync");
 
     // Everyone comes back online and syncs what is left.
+    // Their clocks move on by seconds between attempts, past any retry delay, so that the
+    // private reports of the days that are over are charged and sent too.
     let deadline = Instant::now() + Duration::from_secs(120);
+    let mut final_ms = end_ms - 1;
     for device in &mut fleet {
-        let starling = device.starling.as_ref().expect("open");
-        if !starling.consent() {
+        if !device.starling.as_ref().expect("open").consent() {
             continue;
         }
         loop {
+            final_ms += 10_000;
+            device.set_clock(final_ms);
+            let starling = device.starling.as_ref().expect("open");
             let report = starling.sync().map_err(|e| format!("final sync: {e}"))?;
             device.books.syncs += 1;
-            if report.events_pending == 0 || Instant::now() > deadline {
+            let note = app::synced(&report);
+            let reports_done = matches!(note, app::Note::Synced { reports: true, .. });
+            device.note_sync(note);
+            if (report.events_pending == 0 && reports_done) || Instant::now() > deadline {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -265,8 +278,17 @@ pub fn run(options: &Options) -> Result<Report, String> {
     }
     progress.finish_and_clear();
 
+    let delivered = fleet
+        .iter()
+        .map(|d| private::delivered(&d.private, d.starling.as_ref().expect("open")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let last_day = final_ms.div_euclid(private::DAY_MS) - 1;
+    let first_day = start_ms.div_euclid(private::DAY_MS);
+    let private_estimates = private::compare(&url, &key, &delivered, first_day, last_day)?;
+
     let accounting = account(&fleet, embedded.as_ref())?;
     let mut report = Report::new(options, &fleet, accounting, started.elapsed())?;
+    report.private_estimates = Some(private_estimates);
     if let Some(server) = &embedded {
         let books = fleet.iter().map(|d| &d.books);
         let counts = (

@@ -84,6 +84,25 @@ fn main() {
             m.majority_baseline
         );
     }
+    if let Some(p) = &report.private_estimates {
+        let days: usize = p.reports.iter().map(|r| r.days.len()).sum();
+        println!("Private reports (estimates against the truth)");
+        println!(
+            "  reports sent          {:>10}  ({} report-days published, {} withheld: too few devices)",
+            p.reports_sent, days, p.days_withheld
+        );
+        println!(
+            "  95% intervals         {:>10}  cover the truth: {} ({:.1}%)",
+            p.intervals,
+            p.covered,
+            100.0 * p.coverage
+        );
+        println!("  mean relative error   {:>10.2}", p.mean_relative_error);
+        println!(
+            "  epsilon per device    {:>10.2}  mean, {:.2} most",
+            p.epsilon_per_device_mean, p.epsilon_per_device_max
+        );
+    }
     println!("Wire");
     println!("  bytes per event       {:>10.2}", report.bytes.per_event);
     println!(

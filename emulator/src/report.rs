@@ -162,7 +162,7 @@ pub struct Report {
     pub model_accuracy: Option<crate::learning::ModelAccuracy>,
     /// Private (differentially private) estimates beside the truth; `null` when the run
     /// releases none.
-    pub private_estimates: Option<serde_json::Value>,
+    pub private_estimates: Option<crate::private::PrivateEstimates>,
     /// Every device, in brief.
     pub per_device: Vec<DeviceSummary>,
 }
@@ -676,10 +676,7 @@ impl Report {
 
         h.push_str(&self.learning_section());
         let body = match &self.private_estimates {
-            Some(v) => format!(
-                "<pre>{}</pre>",
-                escape(&serde_json::to_string_pretty(v).unwrap_or_default())
-            ),
+            Some(p) => crate::private::html(p),
             None => "<p class=\"none\">This run had no differentially private reports.</p>".into(),
         };
         let _ = write!(

@@ -284,6 +284,68 @@ pub(crate) fn bar_chart(
     out
 }
 
+/// One estimate with its interval, beside the true value.
+pub(crate) struct Interval {
+    pub x: f64,
+    pub estimate: f64,
+    pub lower: f64,
+    pub upper: f64,
+    pub truth: f64,
+    /// Index into the chart's series names and colours.
+    pub series: usize,
+}
+
+/// Estimates as dots with their intervals as bars, and the true values as black rings.
+pub(crate) fn interval_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(&str, &str)],
+    points: &[Interval],
+) -> String {
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for p in points {
+        x0 = x0.min(p.x);
+        x1 = x1.max(p.x);
+        y0 = y0.min(p.lower.min(p.truth));
+        y1 = y1.max(p.upper.max(p.truth));
+    }
+    if x0 > x1 {
+        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+    }
+    let (x0, x1) = (x0 - 0.5, x1 + 0.5);
+    y1 += (y1 - y0).max(1e-9) * 0.18;
+    let mut out = String::new();
+    frame(&mut out, title, x_label, y_label);
+    let (px, py) = axes(&mut out, (x0, x1), (y0, y1));
+    if y0 < 0.0 && y1 > 0.0 {
+        let _ = write!(
+            out,
+            r##"<line x1="{LEFT}" x2="{}" y1="{1:.1}" y2="{1:.1}" stroke="#666"/>"##,
+            W - RIGHT,
+            py(0.0)
+        );
+    }
+    for p in points {
+        let colour = series.get(p.series).map_or("#1f77b4", |s| s.1);
+        let _ = write!(
+            out,
+            r#"<line x1="{0:.1}" x2="{0:.1}" y1="{1:.1}" y2="{2:.1}" stroke="{colour}" stroke-width="2"/><circle cx="{0:.1}" cy="{3:.1}" r="3" fill="{colour}"/><circle cx="{0:.1}" cy="{4:.1}" r="4" fill="none" stroke="black" stroke-width="1.5"/>"#,
+            px(p.x),
+            py(p.lower),
+            py(p.upper),
+            py(p.estimate),
+            py(p.truth)
+        );
+    }
+    let mut entries: Vec<(&str, &str, bool)> =
+        series.iter().map(|(n, c)| (*n, *c, false)).collect();
+    entries.push(("truth (ring)", "black", false));
+    legend(&mut out, &entries);
+    out.push_str("</svg>");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

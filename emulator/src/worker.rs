@@ -28,6 +28,8 @@ pub struct Job {
     pub key: String,
     /// The session's steps.
     pub steps: Vec<Step>,
+    /// The simulated time the device's clock shows, Unix ms.
+    pub now_ms: i64,
 }
 
 /// Entry point of a worker process: reads a [`Job`] from stdin, prints notes on stdout.
@@ -45,14 +47,15 @@ pub fn worker_main() -> i32 {
             return 2;
         }
     };
-    let starling =
-        match starling_core::Starling::open(app::device_config(&job.dir, &job.url, &job.key)) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("worker: open {}: {e}", job.dir.display());
-                return 2;
-            }
-        };
+    let starling = match starling_core::Starling::open(app::device_config(
+        &job.dir, &job.url, &job.key, job.now_ms,
+    )) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("worker: open {}: {e}", job.dir.display());
+            return 2;
+        }
+    };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut note = |n: Note| {

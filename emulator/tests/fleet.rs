@@ -1,6 +1,6 @@
 //! A small fleet with every fault switched on, process kills included, must still balance its
-//! books, its bandits must beat random choices on the same opportunities, and its federated
-//! model must improve over the rounds.
+//! books, its bandits must beat random choices on the same opportunities, its federated
+//! model must improve over the rounds, and the server's private estimates must cover the truth.
 
 use starling_emulator::{run, Options};
 
@@ -18,6 +18,9 @@ fn a_faulty_fleet_balances_its_books_its_bandits_beat_random_and_its_model_learn
     options.slow_hours = 2;
     options.quiet = true;
     options.worker_exe = Some(env!("CARGO_BIN_EXE_starling-emulate").into());
+    // Twenty devices, some of them offline or without consent on a given day: the embedded
+    // server publishes a day's estimate from 10 reports.
+    options.private_min_devices = 10;
 
     let report = run(&options).unwrap();
     let a = &report.accounting;
@@ -83,13 +86,47 @@ fn a_faulty_fleet_balances_its_books_its_bandits_beat_random_and_its_model_learn
         "accuracy {first:.3} at version 0, {mean:.3} (sd {sd:.3}) over the later versions"
     );
 
+    // Private estimates were published, and their 95% intervals cover the truth the emulator
+    // knows. Were each interval's coverage 0.95 and the intervals independent, the covered
+    // count would be binomial(n, 0.95); the check allows 4 standard deviations below it (a
+    // probability below 1e-4 of failing a correct pipeline), or 80%, whichever is lower.
+    let p = report
+        .private_estimates
+        .as_ref()
+        .expect("the devices send private reports");
+    assert!(p.reports_sent > 0 && p.intervals >= 30, "{p:?}");
+    assert!(
+        p.reports.iter().all(|r| !r.days.is_empty()),
+        "every report published a day"
+    );
+    assert_eq!(p.devices_unmatched, 0, "receipts line up with the books");
+    for r in &p.reports {
+        for d in &r.days {
+            assert_eq!(d.devices, d.expected_devices, "{} day {}", r.report, d.day);
+        }
+    }
+    let n = p.intervals as f64;
+    let floor = (0.95 * n - 4.0 * (n * 0.95 * 0.05).sqrt()).min(0.8 * n);
+    assert!(
+        p.covered as f64 >= floor,
+        "{} of {} intervals cover the truth (at least {floor:.1} expected)",
+        p.covered,
+        p.intervals
+    );
+    assert!(p.epsilon_per_device_max > 0.0 && p.epsilon_per_device_max <= 12.0 + 1e-9);
+
     // Both reports are written; the HTML one is self-contained.
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(options.json_path()).unwrap()).unwrap();
     assert_eq!(json["accounting"]["generated"].as_u64(), Some(a.generated));
-    assert!(json["model_accuracy"]["rounds"].is_array() && json["private_estimates"].is_null());
+    assert!(json["model_accuracy"]["rounds"].is_array());
+    assert_eq!(
+        json["private_estimates"]["intervals"].as_u64(),
+        Some(p.intervals)
+    );
     let html = std::fs::read_to_string(options.html_path()).unwrap();
     assert!(html.contains("<svg") && html.contains("id=\"accounting\""));
     assert!(html.contains("id=\"model-accuracy\"") && html.contains("id=\"private-estimates\""));
+    assert!(html.contains("daily_activity: estimate"));
     assert!(!html.contains("<script") && !html.contains("src="));
 }

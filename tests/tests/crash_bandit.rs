@@ -1,7 +1,8 @@
 //! Bandit learning under SIGKILL: a child process decides and rewards as fast as it can,
 //! flushing now and then, and is killed at a random moment. After every kill the database is
 //! reopened and what the bandit learned must agree exactly with the decisions it settled: no
-//! reward learned twice, none acknowledged and lost, every decision either learned or pending.
+//! reward learned twice, none acknowledged and lost, every decision either learned or pending,
+//! and one learning example stored with each settled decision.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -21,7 +22,8 @@ fn config(dir: &std::path::Path) -> Config {
             PolicyKind::Ucb1 { exploration: 1.0 },
             &["a", "b", "c"],
         )
-        .with_window_ms(3_600_000),
+        .with_window_ms(3_600_000)
+        .learning_into("layout_clicks"),
     );
     config.flush_interval_ms = 20;
     config
@@ -52,7 +54,9 @@ fn bandit_crash_child() {
     }
 }
 
-/// What the reopened database says: (learned pulls, decisions made, pending, settled).
+/// What the reopened database says: (learned pulls, decisions made, pending, settled). Every
+/// settled decision stored its learning example in the same transaction: kept or evicted,
+/// there are exactly as many.
 fn audit(dir: &std::path::Path) -> (f64, u64, u64, u64) {
     let device = Starling::open(config(dir)).unwrap();
     let pulls: f64 = device
@@ -63,6 +67,12 @@ fn audit(dir: &std::path::Path) -> (f64, u64, u64, u64) {
         .sum();
     let d = device.diagnostics().unwrap();
     let settled = d.rewards_reported + d.rewards_attributed + d.decisions_expired;
+    let examples = device.learning_status("layout_clicks").unwrap();
+    assert_eq!(
+        examples.examples + examples.examples_evicted,
+        settled,
+        "one example per settled decision"
+    );
     (pulls, d.decisions_made, d.decisions_pending, settled)
 }
 

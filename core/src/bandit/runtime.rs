@@ -492,6 +492,11 @@ impl Runtime {
         self.slots.iter().map(|s| s.lock().pending.len()).sum()
     }
 
+    /// The learning task bandit `name` stores its settled decisions for, if any.
+    pub(crate) fn learning_task(&self, name: &str) -> Option<&str> {
+        self.slot(name).ok()?.spec.learning_task.as_deref()
+    }
+
     /// Whether bandit `name` shares its per-arm statistics with the fleet.
     pub(crate) fn shares_statistics(&self, name: &str) -> bool {
         self.slot(name).is_ok_and(|s| s.spec.share_statistics)

@@ -57,6 +57,12 @@ pub struct BanditSpec {
     /// Private channel only: rewards are clamped to `[0, private_reward_max]` (and to [0, 1]
     /// for a Beta-Bernoulli policy) before they are summed.
     pub private_reward_max: f64,
+    /// A federated-learning task that learns from this bandit's decisions: when a decision is
+    /// settled (rewarded, or expired at the end of its window), an example is stored for the
+    /// task, with the decision's context as dense values, the chosen arm as the category
+    /// `"arm=<name>"`, and label 1 if the reward was positive, else 0 (a logistic task). Only
+    /// with consent for federated learning. Off (`None`) by default; see `docs/bandits.md`.
+    pub learning_task: Option<String>,
 }
 
 /// Default of [`BanditSpec::private_max_pulls_per_day`].
@@ -80,7 +86,14 @@ impl BanditSpec {
             private_statistics_epsilon: None,
             private_max_pulls_per_day: DEFAULT_PRIVATE_MAX_PULLS_PER_DAY,
             private_reward_max: 1.0,
+            learning_task: None,
         }
+    }
+
+    /// Stores an example for the federated-learning task `task` each time a decision settles.
+    pub fn learning_into(mut self, task: impl Into<String>) -> Self {
+        self.learning_task = Some(task.into());
+        self
     }
 
     /// Rewards decisions automatically with the event `event` (worth 1, or the value of
@@ -182,6 +195,11 @@ impl BanditSpec {
         }
         if self.attribution_window_ms == 0 {
             return bad("the attribution window must be positive".into());
+        }
+        if let Some(task) = &self.learning_task {
+            if task.is_empty() || task.len() > 128 {
+                return bad("a learning task name must be 1 to 128 bytes".into());
+            }
         }
         if let Some(reward) = &self.reward_event {
             if reward.event.is_empty() || reward.event.starts_with("starling.") {

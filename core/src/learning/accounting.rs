@@ -46,9 +46,10 @@ pub(crate) fn check_affordable(
         return Ok(());
     }
     let app_budget = inner.config.privacy.budget;
+    let clock = inner.config.clock.clone();
     let refused = super::with_db(inner, move |conn| {
         let budget = reports::effective_budget(conn, app_budget)?;
-        ledger::would_refuse(conn, &budget, Cost::Rho(rho), crate::now_ms())
+        ledger::would_refuse(conn, &budget, Cost::Rho(rho), clock.now_ms())
     })?;
     match refused {
         Some(reason) => Err(Error::BudgetExceeded(reason)),
@@ -85,6 +86,7 @@ pub(crate) fn store_charged(
 ) -> Result<std::result::Result<(), NotStored>> {
     let shared = Arc::clone(&inner.shared);
     let app_budget = inner.config.privacy.budget;
+    let clock = inner.config.clock.clone();
     super::with_db(inner, move |conn| {
         // Checked here, on the writer, so that an update built while consent was withdrawn is
         // not stored after the withdrawal deleted the others.
@@ -92,7 +94,7 @@ pub(crate) fn store_charged(
             return Ok(Err(NotStored::NoConsent));
         }
         let budget = reports::effective_budget(conn, app_budget)?;
-        save(conn, &budget, &submission, &charge, crate::now_ms())
+        save(conn, &budget, &submission, &charge, clock.now_ms())
     })
 }
 

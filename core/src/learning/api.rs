@@ -17,7 +17,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::storage::store::Store;
 use crate::storage::writer::Command;
-use crate::{now_ms, Inner, Starling};
+use crate::{Inner, Starling};
 
 /// Longest accepted task name, in bytes.
 const MAX_TASK_NAME_BYTES: usize = 128;
@@ -56,6 +56,7 @@ impl Starling {
         let bytes = example.encode_to_vec();
         let task = task.to_owned();
         let shared = Arc::clone(&self.inner.shared);
+        let clock = self.inner.config.clock.clone();
         let job = Box::new(move |store: &mut Store| {
             // Consent withdrawn after the check above: the withdrawal deleted the examples
             // queued before it, and this one must not outlive it either.
@@ -67,7 +68,7 @@ impl Starling {
                 &task,
                 &bytes,
                 label,
-                now_ms(),
+                clock.now_ms(),
                 max_examples,
             ) {
                 Ok(0) => {}
@@ -310,7 +311,7 @@ pub(crate) fn train_round(
         device_rho: delta.rho,
         state: store::state::PENDING.into(),
         outcome: String::new(),
-        created_ms: now_ms(),
+        created_ms: inner.config.clock.now_ms(),
     };
     // Charged and stored together, before the update can leave: see `accounting`.
     match accounting::store_charged(inner, submission, charge)? {

@@ -9,6 +9,7 @@
 
 mod accounting;
 mod api;
+mod from_decisions;
 mod model;
 mod store;
 mod sync;
@@ -26,7 +27,10 @@ use crate::storage::store::Store;
 use crate::storage::writer::Command;
 use crate::Inner;
 
+pub use from_decisions::{arm_category, ArmPrediction};
 pub use sync::LearningSyncReport;
+
+pub(crate) use from_decisions::{may_learn, of_settled, store_all, DecisionExample};
 
 /// Most examples kept per task until the task's own bound is known (its `max_examples`).
 pub const DEFAULT_MAX_EXAMPLES: u32 = 10_000;

@@ -48,20 +48,45 @@ pub(crate) fn add_example(
     max_examples: u32,
 ) -> Result<u64, StorageError> {
     let tx = conn.transaction()?;
-    tx.execute(
-        "INSERT INTO learning_examples (task, example, label, added_ms) VALUES (?1, ?2, ?3, ?4)",
-        params![task, example, label, now_ms],
-    )?;
-    let evicted = tx.execute(
-        "DELETE FROM learning_examples WHERE task = ?1 AND id NOT IN
-             (SELECT id FROM learning_examples WHERE task = ?1 ORDER BY id DESC LIMIT ?2)",
-        params![task, max_examples],
-    )? as u64;
-    if evicted > 0 {
-        add_counter(&tx, COUNTER_EVICTED, evicted)?;
-    }
+    let evicted = insert_example(&tx, task, example, label, now_ms, max_examples)?;
     tx.commit()?;
     Ok(evicted)
+}
+
+/// [`add_example`] inside the caller's transaction.
+pub(crate) fn insert_example(
+    tx: &Connection,
+    task: &str,
+    example: &[u8],
+    label: u32,
+    now_ms: i64,
+    max_examples: u32,
+) -> Result<u64, StorageError> {
+    tx.prepare_cached(
+        "INSERT INTO learning_examples (task, example, label, added_ms) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![task, example, label, now_ms])?;
+    let evicted = tx
+        .prepare_cached(
+            "DELETE FROM learning_examples WHERE task = ?1 AND id NOT IN
+                 (SELECT id FROM learning_examples WHERE task = ?1 ORDER BY id DESC LIMIT ?2)",
+        )?
+        .execute(params![task, max_examples])? as u64;
+    if evicted > 0 {
+        add_counter(tx, COUNTER_EVICTED, evicted)?;
+    }
+    Ok(evicted)
+}
+
+/// The stored release of `task`, encoded, if one was downloaded.
+pub(crate) fn release(conn: &Connection, task: &str) -> Result<Option<Vec<u8>>, StorageError> {
+    Ok(conn
+        .query_row(
+            "SELECT release FROM learning_models WHERE task = ?1",
+            [task],
+            |r| r.get(0),
+        )
+        .optional()?)
 }
 
 /// Every example of `task` as `(id, encoded StoredExample, label)`, oldest first.

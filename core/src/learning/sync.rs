@@ -300,11 +300,12 @@ fn send(
     let release_id = ModelUpdate::decode(payload)
         .map(|u| hex::encode(u.update_id))
         .ok();
+    let clock = inner.config.clock.clone();
     with_db(inner, move |conn| {
         let tx = conn.transaction()?;
         store::mark_submission(&tx, &name, round, new_state, &outcome)?;
         if let Some(id) = release_id {
-            accounting::mark_answered(&tx, &id, crate::now_ms())?;
+            accounting::mark_answered(&tx, &id, clock.now_ms())?;
         }
         tx.commit()?;
         Ok(())

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::storage::store::Store;
 use crate::storage::writer::Command;
 use crate::sync::transport::{Transport, UploadOutcome};
-use crate::{now_ms, Inner, Starling};
+use crate::{Inner, Starling};
 
 /// Runs `task` on the writer thread, after it has committed what it buffered, and returns its
 /// result. A damaged database shows as a storage error here; the writer's next commit sets it
@@ -46,18 +46,20 @@ pub(crate) fn run(inner: &Inner, transport: &Transport) -> Result<ReportsOutcome
     }
     let specs = inner.config.privacy.reports.clone();
     let budget = inner.config.privacy.budget;
+    let clock = inner.config.clock.clone();
     let mut outcome = ReportsOutcome::default();
     if !specs.is_empty() {
         let prepared = on_writer(inner, move |store| {
-            reports::prepare(store.connection(), &specs, budget, now_ms())
+            reports::prepare(store.connection(), &specs, budget, clock.now_ms())
         })?;
         outcome.charged = prepared.charged;
         outcome.refused = prepared.refused;
     }
     let bandits = inner.config.bandits.clone();
     if bandits.iter().any(super::arm_stats::is_private) {
+        let clock = inner.config.clock.clone();
         let prepared = on_writer(inner, move |store| {
-            super::arm_stats::prepare(store.connection(), &bandits, budget, now_ms())
+            super::arm_stats::prepare(store.connection(), &bandits, budget, clock.now_ms())
         })?;
         outcome.charged += prepared.charged;
         outcome.refused.extend(prepared.refused);
@@ -70,8 +72,9 @@ pub(crate) fn run(inner: &Inner, transport: &Transport) -> Result<ReportsOutcome
     match transport.post(reports::PATH, &body) {
         UploadOutcome::Delivered => {
             outcome.sent = ids.len() as u32;
+            let clock = inner.config.clock.clone();
             on_writer(inner, move |store| {
-                Ok(ledger::mark_sent(store.connection(), &ids, now_ms())?)
+                Ok(ledger::mark_sent(store.connection(), &ids, clock.now_ms())?)
             })?;
         }
         UploadOutcome::Rejected { status } => {
@@ -105,8 +108,9 @@ impl Starling {
     /// What has been spent in each budget window, as of now (or of the latest time the ledger
     /// has seen, if the clock was moved back).
     pub fn privacy_spent(&self) -> Result<Spent> {
-        on_writer(&self.inner, |store| {
-            Ok(ledger::spent(store.connection(), now_ms())?)
+        let clock = self.inner.config.clock.clone();
+        on_writer(&self.inner, move |store| {
+            Ok(ledger::spent(store.connection(), clock.now_ms())?)
         })
     }
 
@@ -166,6 +170,7 @@ impl Starling {
         let channel = format!("vector:{channel}");
         let cost = noisy.cost;
         let budget = self.inner.config.privacy.budget;
+        let clock = self.inner.config.clock.clone();
         let refused = on_writer(&self.inner, move |store| {
             let conn = store.connection();
             let budget = reports::effective_budget(conn, budget)?;
@@ -177,7 +182,7 @@ impl Starling {
                 cost,
                 payload: &[],
             };
-            let now = now_ms();
+            let now = clock.now_ms();
             let tx = conn
                 .transaction()
                 .map_err(crate::error::StorageError::from)?;

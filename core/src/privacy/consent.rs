@@ -19,7 +19,7 @@ use super::{ledger, reports};
 use crate::error::{Error, Result};
 use crate::storage::store::Store;
 use crate::storage::writer::Command;
-use crate::{now_ms, Inner, Starling};
+use crate::{Inner, Starling};
 
 /// What a user consents to, one purpose at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -169,7 +169,7 @@ pub(crate) fn rotate_device_id_if_due(inner: &Inner) -> Result<Option<String>> {
     let Some(every_ms) = inner.config.privacy.device_id_rotation_ms else {
         return Ok(None);
     };
-    let now = now_ms();
+    let now = inner.config.clock.now_ms();
     let since = inner
         .request(|r| Command::GetMeta(ROTATED_KEY, r))?
         .and_then(|v| v.parse::<i64>().ok());

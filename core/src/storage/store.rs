@@ -730,6 +730,8 @@ pub(crate) struct BanditRows {
     pub(crate) states: Vec<StateRow>,
     /// Counter increments.
     pub(crate) counters: Vec<(&'static str, u64)>,
+    /// Learning examples produced by settled decisions (bandits with a learning task).
+    pub(crate) examples: Vec<crate::learning::DecisionExample>,
 }
 
 impl BanditRows {
@@ -739,6 +741,7 @@ impl BanditRows {
             && self.contributions.is_empty()
             && self.states.is_empty()
             && self.counters.is_empty()
+            && self.examples.is_empty()
     }
 }
 
@@ -781,6 +784,7 @@ fn write_bandit_rows(tx: &Transaction<'_>, rows: &BanditRows) -> Result<(), Stor
     for (name, n) in &rows.counters {
         add_counter(tx, name, *n)?;
     }
+    crate::learning::store_all(tx, &rows.examples)?;
     Ok(())
 }
 

@@ -18,11 +18,10 @@ use super::store::{
 use crate::bandit::runtime::{Outcome, Pending, Settled};
 use crate::error::{Error, Result, StorageError};
 use crate::signals::engine::{Engine, EventRef};
-use crate::{now_ms, Config, Diagnostics, Shared};
+use crate::{Config, Diagnostics, Shared};
 
 /// The session events an engine has to record, encoded like tracked events.
-fn session_events(engine: &mut Engine) -> Vec<NewEvent> {
-    let recorded_ms = now_ms();
+fn session_events(engine: &mut Engine, recorded_ms: i64) -> Vec<NewEvent> {
     engine
         .take_session_events()
         .into_iter()
@@ -203,7 +202,7 @@ impl Writer {
     /// next pending decision's attribution window closes.
     fn wake_at(&self) -> Option<Instant> {
         let expiry = self.shared.bandits.next_expiry_ms().map(|at| {
-            let wait = at.saturating_sub(now_ms()).max(0) as u64;
+            let wait = at.saturating_sub(self.config.clock.now_ms()).max(0) as u64;
             Instant::now() + Duration::from_millis(wait)
         });
         match (self.deadline, expiry) {
@@ -232,7 +231,16 @@ impl Writer {
                 settled.reward,
             ));
         }
-        let event = bandits.decision_event(&settled, now_ms());
+        if let Some(task) = bandits.learning_task(&settled.pending.bandit) {
+            if crate::learning::may_learn(&self.shared) {
+                self.bandit_rows.examples.push(crate::learning::of_settled(
+                    task,
+                    &settled,
+                    self.config.clock.now_ms(),
+                ));
+            }
+        }
+        let event = bandits.decision_event(&settled, self.config.clock.now_ms());
         // Appended after the events already looked at for attribution, which it never
         // rewards (its name is reserved).
         self.buffer_event(event);
@@ -245,7 +253,7 @@ impl Writer {
         if bandits.is_empty() {
             return;
         }
-        for settled in bandits.expire(now_ms()) {
+        for settled in bandits.expire(self.config.clock.now_ms()) {
             self.settle(settled);
         }
         let end = self.buffer.len();
@@ -357,11 +365,15 @@ impl Writer {
         // as the states that crossed them: each is recorded exactly once.
         let tracked = events.len();
         if let Some((engine, _)) = &mut next {
-            events.extend(session_events(engine));
+            events.extend(session_events(engine, self.config.clock.now_ms()));
         }
         let rows = next.as_ref().map(|(_, rows)| rows);
         let rewrite_requested = self.signals_rewrite;
-        let bandit_rows = std::mem::take(&mut self.bandit_rows);
+        let mut bandit_rows = std::mem::take(&mut self.bandit_rows);
+        // Consent for federated learning withdrawn since these examples were made: they go.
+        if !bandit_rows.examples.is_empty() && !crate::learning::may_learn(&shared) {
+            bandit_rows.examples.clear();
+        }
         match self.with_store(|store| store.insert_events(&events, rows, &bandit_rows)) {
             Ok(()) => {
                 self.attributed_upto = 0;
@@ -469,21 +481,23 @@ impl Writer {
     fn evict(&mut self) -> Result<u64> {
         self.last_eviction = Instant::now();
         let (max_bytes, max_age) = (self.config.max_store_bytes, self.config.max_age_ms);
-        self.with_store(|s| s.evict(now_ms(), max_bytes, max_age))
+        let now = self.config.clock.now_ms();
+        self.with_store(|s| s.evict(now, max_bytes, max_age))
     }
 
     fn prepare_upload(&mut self) -> Result<Vec<OutgoingBatch>> {
         self.commit()?;
         if !self.shared.bandits.is_empty() {
+            let now = self.config.clock.now_ms();
             let private = self.shared.bandits.private_statistics();
-            self.with_store(|s| s.emit_arm_stats(now_ms(), &private))?;
+            self.with_store(|s| s.emit_arm_stats(now, &private))?;
         }
         self.evict()?;
         let params = SealParams {
             schema_version: self.config.schema_version,
             max_events: self.config.batch_max_events,
             max_bytes: self.config.batch_max_bytes,
-            now_ms: now_ms(),
+            now_ms: self.config.clock.now_ms(),
         };
         self.with_store(|s| {
             s.seal(&params)?;
@@ -600,7 +614,7 @@ impl Writer {
                 crate::privacy::ledger::assume_spent(
                     self.store.connection(),
                     &self.config.privacy.budget,
-                    now_ms(),
+                    self.config.clock.now_ms(),
                 )?;
                 Ok(op(&mut self.store)?)
             }

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use crate::error::{Error, Result};
 use crate::storage::writer::Command;
-use crate::{now_ms, Inner};
+use crate::Inner;
 use transport::UploadOutcome;
 
 /// Metadata keys of the persisted retry state.
@@ -53,7 +53,7 @@ pub(crate) fn run(inner: &Inner) -> Result<SyncReport> {
     let _running = inner.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
 
     let mut report = SyncReport::default();
-    let now = now_ms();
+    let now = inner.config.clock.now_ms();
     let retry_at = meta_i64(inner, META_RETRY_AT)?;
     let backing_off = retry_at > now
         // A clock moved backwards must not postpone uploads beyond the delay that was chosen.
@@ -98,7 +98,7 @@ pub(crate) fn run(inner: &Inner) -> Result<SyncReport> {
                         &mut rand::rng(),
                     )
                     .max(retry_after_ms.unwrap_or(0).min(MAX_RETRY_AFTER_MS));
-                    let next = now_ms() + delay as i64;
+                    let next = inner.config.clock.now_ms() + delay as i64;
                     set_meta(inner, META_FAILURES, failures.to_string())?;
                     set_meta(inner, META_RETRY_DELAY, delay.to_string())?;
                     set_meta(inner, META_RETRY_AT, next.to_string())?;

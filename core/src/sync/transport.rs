@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use super::backoff::parse_retry_after;
+use crate::config::Clock;
 use crate::error::{Error, Result};
-use crate::{now_ms, Config};
+use crate::Config;
 
 /// Path of the ingest endpoint under the server URL.
 pub(crate) const EVENTS_PATH: &str = "/v1/events";
@@ -33,6 +34,7 @@ pub(crate) struct Transport {
     base: String,
     url: String,
     authorization: String,
+    clock: Clock,
 }
 
 impl Transport {
@@ -57,6 +59,7 @@ impl Transport {
             url: format!("{base}{EVENTS_PATH}"),
             base,
             authorization: format!("Bearer {}", config.api_key),
+            clock: config.clock.clone(),
         }))
     }
 
@@ -84,7 +87,7 @@ impl Transport {
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, now_ms()));
+            .and_then(|v| parse_retry_after(v, self.clock.now_ms()));
         // Read the (small) answer so the connection can be reused.
         let _ = response
             .body_mut()
@@ -178,7 +181,7 @@ impl Transport {
                     .headers()
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| parse_retry_after(v, now_ms()));
+                    .and_then(|v| parse_retry_after(v, self.clock.now_ms()));
                 let _ = response
                     .body_mut()
                     .with_config()

@@ -71,6 +71,12 @@ extension Starling {
         /// Private channel: rewards are clamped to [0, this] (to [0, 1] for Thompson Beta).
         public var privateRewardMax: Double
 
+        /// A federated-learning task fed by this bandit: each settled decision (rewarded, or
+        /// expired at the end of its window) stores an example with the decision's context as
+        /// values, the chosen arm as the category `arm=<name>`, and label 1 if its reward was
+        /// positive, else 0. Only with consent for federated learning. `nil` (the default): off.
+        public var learningTask: String?
+
         /// A bandit with the core's defaults for everything not given.
         public init(
             _ name: String, policy: Policy, arms: [String], rewardEvent: RewardEvent? = nil,
@@ -92,6 +98,7 @@ extension Starling {
             privateStatisticsEpsilon = defaults.privateStatisticsEpsilon
             privateMaxPullsPerDay = Int(defaults.privateMaxPullsPerDay)
             privateRewardMax = defaults.privateRewardMax
+            learningTask = defaults.learningTask
         }
 
         /// How a bandit chooses; `docs/bandits.md` says when to use which.
@@ -166,7 +173,7 @@ extension Starling {
                 privateMaxPullsPerDay: UInt32(
                     clamping: try nonNegative(
                         privateMaxPullsPerDay, "\(what) privateMaxPullsPerDay")),
-                privateRewardMax: privateRewardMax)
+                privateRewardMax: privateRewardMax, learningTask: learningTask)
         }
     }
 

@@ -54,7 +54,10 @@ final class PersonalizationMappingTests: XCTestCase {
             rewardEvent: .init("purchase", valueProperty: "amount"), contextSignals: ["views"])
         tuned.attributionWindow = 90
         tuned.usesFleetPrior = false
+        tuned.learningTask = "purchases"
         let ffi = try tuned.ffiBandit()
+        XCTAssertEqual(ffi.learningTask, "purchases")
+        XCTAssertNil(try bandit.ffiBandit().learningTask)
         XCTAssertEqual(ffi.policy, .linUcb(dims: 3, alpha: 2, ridge: 1))
         XCTAssertEqual(ffi.rewardEvent, "purchase")
         XCTAssertEqual(ffi.rewardProperty, "amount")

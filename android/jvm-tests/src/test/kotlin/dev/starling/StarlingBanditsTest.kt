@@ -41,6 +41,9 @@ class StarlingBanditsTest {
     fun `defaults are the core's defaults`() {
         val kotlin = BanditDefinition("b", BanditPolicy.EpsilonGreedy(), listOf("x")).toFfi()
         assertEquals(defaultBandit("b", FfiPolicy.EpsilonGreedy(0.1), listOf("x")), kotlin)
+        assertEquals(null, kotlin.learningTask)
+        val learning = BanditDefinition("b", BanditPolicy.EpsilonGreedy(), listOf("x"), learningTask = "clicks")
+        assertEquals("clicks", learning.toFfi().learningTask)
     }
 
     @Test

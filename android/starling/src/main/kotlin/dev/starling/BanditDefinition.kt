@@ -68,6 +68,13 @@ public data class BanditDefinition @JvmOverloads constructor(
     val privateMaxPullsPerDay: Int = DEFAULT_PRIVATE_MAX_PULLS_PER_DAY,
     /** Private channel: rewards are clamped to [0, this] (to [0, 1] for Thompson Beta). */
     val privateRewardMax: Double = 1.0,
+    /**
+     * A federated-learning task fed by this bandit: each settled decision (rewarded, or expired
+     * at the end of its window) stores an example with the decision's context as values, the
+     * chosen arm as the category `arm=<name>`, and label 1 if its reward was positive, else 0.
+     * Only with consent for federated learning. `null` (the default): off.
+     */
+    val learningTask: String? = null,
 ) {
     /** The core's defaults, in the units of the fields they fill. */
     public companion object {
@@ -100,6 +107,7 @@ public data class BanditDefinition @JvmOverloads constructor(
             privateMaxPullsPerDay.toLong(),
         ).toUInt(),
         privateRewardMax = privateRewardMax,
+        learningTask = learningTask,
     )
 }
 
