@@ -319,6 +319,13 @@ pub struct BanditDefinition {
     pub use_fleet_prior: bool,
     /// Cap on the fleet prior's weight per arm, in pseudo-observations.
     pub max_prior_pulls: f64,
+    /// If set, statistics are shared through the private channel at this cost (epsilon) per
+    /// day, with consent for private reports, instead of as raw events.
+    pub private_statistics_epsilon: Option<f64>,
+    /// Private channel: the most pulls one day's release counts.
+    pub private_max_pulls_per_day: u32,
+    /// Private channel: rewards are clamped to [0, this] (and to [0, 1] for Thompson Beta).
+    pub private_reward_max: f64,
     /// A federated-learning task that stores an example for each settled decision (context
     /// and chosen arm; label 1 if rewarded positively, else 0). None: off.
     #[uniffi(default = None)]
@@ -364,6 +371,9 @@ impl From<BanditDefinition> for BanditSpec {
         spec.share_statistics = d.share_statistics;
         spec.use_fleet_prior = d.use_fleet_prior;
         spec.max_prior_pulls = d.max_prior_pulls;
+        spec.private_statistics_epsilon = d.private_statistics_epsilon;
+        spec.private_max_pulls_per_day = d.private_max_pulls_per_day;
+        spec.private_reward_max = d.private_reward_max;
         spec.learning_task = d.learning_task;
         spec
     }
@@ -387,6 +397,9 @@ pub fn default_bandit(name: String, policy: BanditPolicy, arms: Vec<String>) -> 
         share_statistics: core.share_statistics,
         use_fleet_prior: core.use_fleet_prior,
         max_prior_pulls: core.max_prior_pulls,
+        private_statistics_epsilon: core.private_statistics_epsilon,
+        private_max_pulls_per_day: core.private_max_pulls_per_day,
+        private_reward_max: core.private_reward_max,
         learning_task: core.learning_task,
     }
 }

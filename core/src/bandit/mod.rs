@@ -25,6 +25,7 @@ mod spec;
 pub use policy::{ArmStats, Bandit, BanditError, Choice, PolicyKind};
 pub use prior::{apply_prior, prior_from_fleet, PseudoObservations, DEFAULT_MAX_PRIOR_PULLS};
 pub use runtime::{Decision, ARM_STATS_EVENT, DECISION_EVENT};
+pub use spec::DEFAULT_PRIVATE_MAX_PULLS_PER_DAY;
 pub use spec::{BanditSpec, RewardEvent, DEFAULT_ATTRIBUTION_WINDOW_MS};
 
 #[cfg(test)]

@@ -502,6 +502,15 @@ impl Runtime {
         self.slot(name).is_ok_and(|s| s.spec.share_statistics)
     }
 
+    /// The bandits whose statistics leave through the private channel, not as events.
+    pub(crate) fn private_statistics(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .filter(|s| crate::privacy::arm_stats::is_private(&s.spec))
+            .map(|s| s.spec.name.clone())
+            .collect()
+    }
+
     /// The policy label of bandit `name`, as logged with its decisions.
     fn policy_label(&self, name: &str) -> &'static str {
         match self.slot(name).map(|s| &s.spec.policy) {

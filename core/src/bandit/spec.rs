@@ -46,6 +46,17 @@ pub struct BanditSpec {
     pub use_fleet_prior: bool,
     /// Cap on the prior's weight per arm, in pseudo-observations.
     pub max_prior_pulls: f64,
+    /// With `share_statistics`: if set, the statistics leave through the private channel
+    /// instead of as raw events, once per UTC day, clamped and noised for this cost (pure DP
+    /// epsilon) charged to the privacy budget, with consent for private reports. Default: none
+    /// (raw events, with consent for raw events).
+    pub private_statistics_epsilon: Option<f64>,
+    /// Private channel only: the most pulls (over all arms) one day's release counts; beyond
+    /// it, each arm keeps its share and its mean reward. Sets the noise with the reward range.
+    pub private_max_pulls_per_day: u32,
+    /// Private channel only: rewards are clamped to `[0, private_reward_max]` (and to [0, 1]
+    /// for a Beta-Bernoulli policy) before they are summed.
+    pub private_reward_max: f64,
     /// A federated-learning task that learns from this bandit's decisions: when a decision is
     /// settled (rewarded, or expired at the end of its window), an example is stored for the
     /// task, with the decision's context as dense values, the chosen arm as the category
@@ -53,6 +64,9 @@ pub struct BanditSpec {
     /// with consent for federated learning. Off (`None`) by default; see `docs/bandits.md`.
     pub learning_task: Option<String>,
 }
+
+/// Default of [`BanditSpec::private_max_pulls_per_day`].
+pub const DEFAULT_PRIVATE_MAX_PULLS_PER_DAY: u32 = 20;
 
 impl BanditSpec {
     /// A bandit over `arms` with `policy`, no discount, no context signals, rewards reported
@@ -69,6 +83,9 @@ impl BanditSpec {
             share_statistics: true,
             use_fleet_prior: true,
             max_prior_pulls: super::DEFAULT_MAX_PRIOR_PULLS,
+            private_statistics_epsilon: None,
+            private_max_pulls_per_day: DEFAULT_PRIVATE_MAX_PULLS_PER_DAY,
+            private_reward_max: 1.0,
             learning_task: None,
         }
     }
@@ -99,6 +116,21 @@ impl BanditSpec {
     pub fn with_context_signals(mut self, names: &[&str]) -> Self {
         self.context_signals = names.iter().map(|n| (*n).to_owned()).collect();
         self
+    }
+
+    /// Shares the statistics through the private channel at a cost of `epsilon` per day.
+    pub fn with_private_statistics(mut self, epsilon: f64) -> Self {
+        self.share_statistics = true;
+        self.private_statistics_epsilon = Some(epsilon);
+        self
+    }
+
+    /// The largest reward the private channel counts: the policy's bound, if it has one.
+    pub(crate) fn private_reward_bound(&self) -> f64 {
+        match self.policy {
+            PolicyKind::ThompsonBeta { .. } => self.private_reward_max.min(1.0),
+            _ => self.private_reward_max,
+        }
     }
 
     /// Sets the discount.
@@ -147,6 +179,19 @@ impl BanditSpec {
         }
         if !(self.max_prior_pulls.is_finite() && self.max_prior_pulls >= 0.0) {
             return bad("max_prior_pulls must be a non-negative number".into());
+        }
+        if let Some(epsilon) = self.private_statistics_epsilon {
+            if !(epsilon.is_finite() && epsilon > 0.0) {
+                return bad(format!(
+                    "private_statistics_epsilon must be positive and finite, got {epsilon}"
+                ));
+            }
+            if self.private_max_pulls_per_day == 0 {
+                return bad("private_max_pulls_per_day must be positive".into());
+            }
+            if !(self.private_reward_max.is_finite() && self.private_reward_max > 0.0) {
+                return bad("private_reward_max must be positive and finite".into());
+            }
         }
         if self.attribution_window_ms == 0 {
             return bad("the attribution window must be positive".into());

@@ -55,6 +55,15 @@ pub(crate) fn run(inner: &Inner, transport: &Transport) -> Result<ReportsOutcome
         outcome.charged = prepared.charged;
         outcome.refused = prepared.refused;
     }
+    let bandits = inner.config.bandits.clone();
+    if bandits.iter().any(super::arm_stats::is_private) {
+        let clock = inner.config.clock.clone();
+        let prepared = on_writer(inner, move |store| {
+            super::arm_stats::prepare(store.connection(), &bandits, budget, clock.now_ms())
+        })?;
+        outcome.charged += prepared.charged;
+        outcome.refused.extend(prepared.refused);
+    }
 
     let Some((body, ids)) = on_writer(inner, |store| reports::pending_upload(store.connection()))?
     else {

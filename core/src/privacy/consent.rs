@@ -7,7 +7,7 @@
 //! | purpose | stops | deletes |
 //! |---|---|---|
 //! | raw events | uploading events; new events are no longer queued | queued events and batches |
-//! | private reports | tallying and sending reports | tallies and reports not yet sent (their budget stays spent) |
+//! | private reports | tallying and sending reports and private arm statistics | tallies, private bandits' gathered statistics, releases not yet sent (their budget stays spent) |
 //! | personalization | bandit decisions | signals, bandit states, pending decisions |
 //! | federated learning | adding examples, training, check-in and uploading updates | examples and updates not yet sent (their budget stays spent) |
 
@@ -122,10 +122,13 @@ fn forget(inner: &Inner, purpose: Purpose) -> Result<()> {
             log::info!("starling: raw events withdrawn; deleted {deleted} queued events");
         }
         Purpose::PrivateReports => {
-            on_writer(inner, |store| {
+            let bandits = inner.config.bandits.clone();
+            on_writer(inner, move |store| {
                 let conn = store.connection();
                 conn.execute("DELETE FROM privacy_tally", [])
                     .map_err(crate::error::StorageError::from)?;
+                super::arm_stats::forget(conn, &bandits)?;
+                ledger::drop_unsent(conn, super::arm_stats::CHANNEL_PREFIX)?;
                 Ok(ledger::drop_unsent(conn, reports::CHANNEL_PREFIX)?)
             })?;
         }

@@ -222,6 +222,64 @@ pub fn noisy_sum(
     })
 }
 
+/// Sums with independent real Laplace noise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoisySums {
+    /// The noised sums, in the order of the input. May be negative.
+    pub values: Vec<f64>,
+    /// Scale `b` of the Laplace noise added to each sum.
+    pub scale: f64,
+    /// What the release costs.
+    pub cost: Cost,
+}
+
+/// Releases non-negative sums whose total is at most `max_total` (the caller keeps that bound;
+/// negative or non-finite inputs count as 0 and the total is cut to `max_total`, sum by sum),
+/// with Laplace noise of scale `sensitivity / epsilon`. The L1 sensitivity is the diameter of
+/// that set: `max_total` for one sum, `2 * max_total` for several.
+pub fn noisy_sums(sums: &[f64], max_total: f64, epsilon: f64) -> Result<NoisySums> {
+    check_positive("epsilon", epsilon)?;
+    check_positive("max_total", max_total)?;
+    if sums.is_empty() {
+        return Err(Error::Privacy(
+            "a sum release needs at least one sum".into(),
+        ));
+    }
+    let mut left = max_total;
+    let clamped: Vec<f64> = sums
+        .iter()
+        .map(|&v| {
+            let v = if v.is_finite() { v.max(0.0) } else { 0.0 }.min(left);
+            left -= v;
+            v
+        })
+        .collect();
+    let sensitivity = if sums.len() == 1 {
+        max_total
+    } else {
+        2.0 * max_total
+    };
+    let scale = sensitivity / epsilon;
+    let measurement = make_laplace::<_, _, MaxDivergence>(
+        VectorDomain::new(AtomDomain::<f64>::new_non_nan()),
+        L1Distance::<f64>::default(),
+        scale,
+        None,
+    )
+    .map_err(|e| dp_error("building the sums mechanism", e))?;
+    let cost = measurement
+        .map(&sensitivity)
+        .map_err(|e| dp_error("privacy map of the sums mechanism", e))?;
+    let values = measurement
+        .invoke(&clamped)
+        .map_err(|e| dp_error("noising the sums", e))?;
+    Ok(NoisySums {
+        values,
+        scale,
+        cost: Cost::Epsilon(cost),
+    })
+}
+
 /// Releases `values` clipped to L2 norm `max_norm`, with Gaussian noise for a cost of `rho`
 /// (zero-concentrated DP). Sensitivity: `2 * max_norm`, the diameter of the clipping ball;
 /// `sigma = sensitivity / sqrt(2 * rho)`.

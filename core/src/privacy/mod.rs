@@ -9,6 +9,7 @@
 //! refunded.
 
 pub(crate) mod api;
+pub(crate) mod arm_stats;
 pub mod consent;
 pub(crate) mod ledger;
 pub mod mechanisms;

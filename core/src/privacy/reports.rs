@@ -292,12 +292,14 @@ pub(crate) fn prepare(
     Ok(prepared)
 }
 
-/// The charged, unsent reports as one upload body, with their release ids.
+/// The charged, unsent reports (daily reports and arm statistics) as one upload body, with their release ids.
 pub(crate) fn pending_upload(conn: &Connection) -> Result<Option<(Vec<u8>, Vec<String>)>> {
     let mut reports = Vec::new();
     let mut ids = Vec::new();
     for (id, channel, payload) in ledger::unsent(conn)? {
-        if !channel.starts_with(CHANNEL_PREFIX) {
+        if !(channel.starts_with(CHANNEL_PREFIX)
+            || channel.starts_with(super::arm_stats::CHANNEL_PREFIX))
+        {
             continue;
         }
         match PrivateReport::decode(payload.as_slice()) {

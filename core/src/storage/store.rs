@@ -248,8 +248,13 @@ impl Store {
     }
 
     /// Turns the per-arm statistics gathered since the last call into events for the fleet
-    /// priors, and resets them, in one transaction. Returns the number of events added.
-    pub(crate) fn emit_arm_stats(&mut self, now_ms: i64) -> Result<u64, StorageError> {
+    /// priors, and resets them, in one transaction. Returns the number of events added. The
+    /// bandits in `private` are left alone: their statistics go through the private channel.
+    pub(crate) fn emit_arm_stats(
+        &mut self,
+        now_ms: i64,
+        private: &[String],
+    ) -> Result<u64, StorageError> {
         let tx = self.conn.transaction()?;
         let rows: Vec<(String, String, i64, f64, f64)> = {
             let mut stmt = tx.prepare(
@@ -259,7 +264,8 @@ impl Store {
             let rows = stmt.query_map([], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })?;
-            rows.collect::<Result<_, _>>()?
+            rows.filter(|row| row.as_ref().map_or(true, |(b, ..)| !private.contains(b)))
+                .collect::<Result<_, _>>()?
         };
         if rows.is_empty() {
             return Ok(0);
@@ -293,7 +299,13 @@ impl Store {
                 added += event.size();
             }
         }
-        tx.execute("DELETE FROM bandit_contrib", [])?;
+        {
+            let mut delete =
+                tx.prepare_cached("DELETE FROM bandit_contrib WHERE bandit = ?1 AND arm = ?2")?;
+            for (bandit, arm, ..) in &rows {
+                delete.execute(params![bandit, arm])?;
+            }
+        }
         add_counter(&tx, counter::COMMITTED, rows.len() as u64)?;
         tx.commit()?;
         self.stored_bytes += added;

@@ -489,7 +489,8 @@ impl Writer {
         self.commit()?;
         if !self.shared.bandits.is_empty() {
             let now = self.config.clock.now_ms();
-            self.with_store(|s| s.emit_arm_stats(now))?;
+            let private = self.shared.bandits.private_statistics();
+            self.with_store(|s| s.emit_arm_stats(now, &private))?;
         }
         self.evict()?;
         let params = SealParams {

@@ -60,6 +60,17 @@ extension Starling {
         /// Cap on the fleet prior's weight per arm, in pseudo-observations. Default 20.
         public var maxPriorPulls: Double
 
+        /// With ``sharesStatistics``: if set, the statistics leave through the private channel
+        /// instead of as events, once per UTC day, clamped and noised for this cost (epsilon)
+        /// charged to the privacy budget, with consent for private reports. Default `nil`.
+        public var privateStatisticsEpsilon: Double?
+
+        /// Private channel: the most pulls, over all arms, one day's release counts. Default 20.
+        public var privateMaxPullsPerDay: Int
+
+        /// Private channel: rewards are clamped to [0, this] (to [0, 1] for Thompson Beta).
+        public var privateRewardMax: Double
+
         /// A federated-learning task fed by this bandit: each settled decision (rewarded, or
         /// expired at the end of its window) stores an example with the decision's context as
         /// values, the chosen arm as the category `arm=<name>`, and label 1 if its reward was
@@ -84,6 +95,9 @@ extension Starling {
             sharesStatistics = defaults.shareStatistics
             usesFleetPrior = defaults.useFleetPrior
             maxPriorPulls = defaults.maxPriorPulls
+            privateStatisticsEpsilon = defaults.privateStatisticsEpsilon
+            privateMaxPullsPerDay = Int(defaults.privateMaxPullsPerDay)
+            privateRewardMax = defaults.privateRewardMax
             learningTask = defaults.learningTask
         }
 
@@ -154,7 +168,12 @@ extension Starling {
                 attributionWindowMs: try milliseconds(
                     attributionWindow, "\(what) attributionWindow"),
                 shareStatistics: sharesStatistics, useFleetPrior: usesFleetPrior,
-                maxPriorPulls: maxPriorPulls, learningTask: learningTask)
+                maxPriorPulls: maxPriorPulls,
+                privateStatisticsEpsilon: privateStatisticsEpsilon,
+                privateMaxPullsPerDay: UInt32(
+                    clamping: try nonNegative(
+                        privateMaxPullsPerDay, "\(what) privateMaxPullsPerDay")),
+                privateRewardMax: privateRewardMax, learningTask: learningTask)
         }
     }
 

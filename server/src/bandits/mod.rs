@@ -315,6 +315,7 @@ async fn prior_handler(
     let app = authenticate(state, headers).await?;
     check_bandit_name(&bandit)?;
     let query_bandit = bandit.clone();
+    let app_of_private = app.clone();
     let events = state
         .storage
         .query(move |s| {
@@ -328,7 +329,25 @@ async fn prior_handler(
         })
         .await
         .map_err(storage_error)?;
-    let aggregate = prior::aggregate(&bandit, &events, crate::now_ms());
+    let report = format!("{}{bandit}", prior::PRIVATE_REPORT_PREFIX);
+    let bodies = state
+        .storage
+        .query(move |s| s.private_reports_all_days(&app_of_private, &report))
+        .await
+        .map_err(storage_error)?;
+    let private: Vec<(i64, starling_proto::v1::NoisyArmStats)> = bodies
+        .iter()
+        .filter_map(|(day, body)| {
+            match starling_proto::v1::PrivateReport::decode(body.as_slice())
+                .ok()?
+                .body?
+            {
+                starling_proto::v1::private_report::Body::ArmStats(stats) => Some((*day, stats)),
+                _ => None,
+            }
+        })
+        .collect();
+    let aggregate = prior::aggregate(&bandit, &events, &private, crate::now_ms());
     if aggregate.malformed > 0 {
         log::debug!(
             "prior for a bandit: {} malformed arm statistics skipped",

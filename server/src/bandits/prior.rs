@@ -1,6 +1,13 @@
 //! Fleet priors: the arm statistics devices contribute (`starling.arm_stats` events, each a
 //! delta since the device's previous contribution) summed per arm into a [`BanditPrior`].
 //!
+//! Devices that share through the private channel send the same sums, noised on the device,
+//! as private reports named `bandit:<bandit>` ([`NoisyArmStats`]): they are added to the same
+//! totals (the noise has mean zero, so the totals stay unbiased) but carry no squared sums, so
+//! the variance comes from the raw contributions only. They carry no device id either: a device
+//! releases at most once per bandit and UTC day, so the busiest day's number of releases is
+//! what they add to the count of devices (a lower bound of how many there were).
+//!
 //! Contributions may carry noise for differential privacy, so a sum can be slightly off and
 //! even negative. The clamping rules, applied to the fleet's totals (never to one contribution,
 //! which would bias the sum upwards):
@@ -14,12 +21,15 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use starling_proto::v1::{ArmPrior, BanditPrior};
+use starling_proto::v1::{ArmPrior, BanditPrior, NoisyArmStats};
 
 use crate::storage::BanditEvent;
 
 /// The name of the events devices send their arm statistics in.
 pub const ARM_STATS_EVENT: &str = "starling.arm_stats";
+
+/// Prefix of the name of the private reports that carry arm statistics.
+pub const PRIVATE_REPORT_PREFIX: &str = "bandit:";
 
 /// Fewer total pulls than this are noise: the arm is published as unknown.
 const MIN_PULLS: f64 = 1.0;
@@ -61,10 +71,26 @@ pub struct Aggregate {
     pub malformed: usize,
 }
 
-/// Sums the `starling.arm_stats` events of one bandit into its prior.
-pub fn aggregate(bandit: &str, events: &[BanditEvent], now_ms: i64) -> Aggregate {
+/// Running totals of one arm.
+#[derive(Debug, Default)]
+struct Totals {
+    pulls: f64,
+    reward_sum: f64,
+    /// Pulls and squared reward sum of the contributions that carry squares (raw ones).
+    sq_pulls: f64,
+    reward_sq_sum: f64,
+}
+
+/// Sums the `starling.arm_stats` events and the private arm statistics (with the UTC day each
+/// covers) of one bandit into its prior.
+pub fn aggregate(
+    bandit: &str,
+    events: &[BanditEvent],
+    private: &[(i64, NoisyArmStats)],
+    now_ms: i64,
+) -> Aggregate {
     let mut devices = HashSet::new();
-    let mut sums: BTreeMap<String, (f64, f64, f64)> = BTreeMap::new();
+    let mut sums: BTreeMap<String, Totals> = BTreeMap::new();
     let (mut contributions, mut noised, mut malformed) = (0u64, 0u64, 0usize);
     for event in events {
         let Some(c) = parse(&event.properties) else {
@@ -75,14 +101,40 @@ pub fn aggregate(bandit: &str, events: &[BanditEvent], now_ms: i64) -> Aggregate
         contributions += 1;
         noised += u64::from(c.noised);
         let sum = sums.entry(c.arm).or_default();
-        sum.0 += c.pulls;
-        sum.1 += c.reward_sum;
-        sum.2 += c.reward_sq_sum;
+        sum.pulls += c.pulls;
+        sum.reward_sum += c.reward_sum;
+        sum.sq_pulls += c.pulls;
+        sum.reward_sq_sum += c.reward_sq_sum;
     }
+    let mut per_day: BTreeMap<i64, u32> = BTreeMap::new();
+    for (day, stats) in private {
+        let n = stats.arms.len();
+        if stats.pulls.len() != n || stats.reward_sums.len() != n {
+            malformed += 1;
+            continue;
+        }
+        *per_day.entry(*day).or_default() += 1;
+        for ((arm, pulls), reward_sum) in
+            stats.arms.iter().zip(&stats.pulls).zip(&stats.reward_sums)
+        {
+            contributions += 1;
+            noised += 1;
+            let sum = sums.entry(arm.clone()).or_default();
+            sum.pulls += *pulls as f64;
+            sum.reward_sum += reward_sum;
+        }
+    }
+    let private_devices = per_day.values().copied().max().unwrap_or(0);
 
     let arms = sums
         .into_iter()
-        .map(|(arm, (pulls, reward_sum, reward_sq_sum))| {
+        .map(|(arm, totals)| {
+            let Totals {
+                pulls,
+                reward_sum,
+                sq_pulls,
+                reward_sq_sum,
+            } = totals;
             if pulls < MIN_PULLS {
                 return ArmPrior {
                     arm,
@@ -96,14 +148,18 @@ pub fn aggregate(bandit: &str, events: &[BanditEvent], now_ms: i64) -> Aggregate
                 arm,
                 pulls,
                 mean,
-                variance: (reward_sq_sum / pulls - mean * mean).max(0.0),
+                variance: if sq_pulls >= MIN_PULLS {
+                    (reward_sq_sum / sq_pulls - mean * mean).max(0.0)
+                } else {
+                    0.0
+                },
             }
         })
         .collect();
     Aggregate {
         prior: BanditPrior {
             bandit: bandit.to_owned(),
-            devices: devices.len() as u32,
+            devices: devices.len() as u32 + private_devices,
             arms,
             contributions,
             noised_contributions: noised,
@@ -141,7 +197,7 @@ mod tests {
             event("d2", stats("y", 4.0, 2.0, 1.5)),
             event("d3", json!({"arm": "x", "pulls": "many"})),
         ];
-        let a = aggregate("b", &events, 7);
+        let a = aggregate("b", &events, &[], 7);
         assert_eq!(a.malformed, 1);
         assert_eq!(a.prior.devices, 2);
         assert_eq!(a.prior.contributions, 4);
@@ -165,11 +221,54 @@ mod tests {
             // A variance that noise pushed below zero.
             event("d3", stats("y", 10.0, 9.0, 7.0)),
         ];
-        let a = aggregate("b", &events, 0);
+        let a = aggregate("b", &events, &[], 0);
         assert_eq!(a.prior.noised_contributions, 1);
         let x = &a.prior.arms[0];
         assert_eq!((x.pulls, x.mean, x.variance), (0.0, 0.0, 0.0), "{x:?}");
         let y = &a.prior.arms[1];
         assert_eq!((y.pulls, y.mean, y.variance), (10.0, 0.9, 0.0), "{y:?}");
+    }
+
+    #[test]
+    fn private_releases_add_to_the_totals_and_count_their_busiest_day() {
+        let private = |day: i64, pulls: Vec<i64>, sums: Vec<f64>| {
+            (
+                day,
+                NoisyArmStats {
+                    bandit: "b".into(),
+                    arms: vec!["x".into(), "y".into()],
+                    pulls,
+                    reward_sums: sums,
+                    pulls_scale: 4.0,
+                    reward_scale: 4.0,
+                },
+            )
+        };
+        let events = [event("d1", stats("x", 10.0, 5.0, 4.0))];
+        let releases = [
+            private(1, vec![12, -2], vec![6.5, -1.0]),
+            private(1, vec![8, 1], vec![3.5, 0.5]),
+            private(2, vec![5, 0], vec![1.0, 0.0]),
+            private(2, vec![5], vec![1.0, 0.0]),
+        ];
+        let a = aggregate("b", &events, &releases, 0);
+        assert_eq!(a.malformed, 1);
+        // One raw device, and two private releases on the busiest day.
+        assert_eq!(a.prior.devices, 3);
+        assert_eq!(
+            (a.prior.contributions, a.prior.noised_contributions),
+            (7, 6)
+        );
+        let x = &a.prior.arms[0];
+        assert_eq!(x.pulls, 35.0);
+        assert!((x.mean - 16.0 / 35.0).abs() < 1e-12, "{x:?}");
+        // The variance comes from the raw contribution's squares alone.
+        assert!(
+            (x.variance - (0.4 - x.mean * x.mean).max(0.0)).abs() < 1e-12,
+            "{x:?}"
+        );
+        // y: -2 + 1 + 0 pulls is noise: published as unknown.
+        let y = &a.prior.arms[1];
+        assert_eq!((y.pulls, y.mean, y.variance), (0.0, 0.0, 0.0), "{y:?}");
     }
 }

@@ -76,7 +76,8 @@ pub fn estimate(report: &str, day: i64, reports: &[PrivateReport]) -> PrivateEst
                     c.devices += 1;
                 }
             }
-            None => {}
+            // Arm statistics feed the bandit priors (crate::bandits::prior), not estimates.
+            Some(Body::ArmStats(_)) | None => {}
         }
     }
     let cells = order
@@ -105,6 +106,42 @@ pub fn estimate(report: &str, day: i64, reports: &[PrivateReport]) -> PrivateEst
     }
 }
 
+/// Why arm statistics cannot be accepted, if they cannot.
+fn check_arm_stats(
+    report: &PrivateReport,
+    stats: &starling_proto::v1::NoisyArmStats,
+) -> Result<(), String> {
+    if stats.bandit.is_empty() || stats.bandit.len() > 64 {
+        return Err("a bandit name must be 1 to 64 bytes".into());
+    }
+    if report.report
+        != format!(
+            "{}{}",
+            crate::bandits::prior::PRIVATE_REPORT_PREFIX,
+            stats.bandit
+        )
+    {
+        return Err(format!(
+            "arm statistics of bandit {:?} must be named \"bandit:\" and the bandit's name",
+            stats.bandit
+        ));
+    }
+    let n = stats.arms.len();
+    if n == 0 || n > 1000 || stats.pulls.len() != n || stats.reward_sums.len() != n {
+        return Err(
+            "arm statistics need 1 to 1000 arms, one pull count and reward sum each".into(),
+        );
+    }
+    if stats.arms.iter().any(|a| a.is_empty()) || stats.reward_sums.iter().any(|s| !s.is_finite()) {
+        return Err("arm names must not be empty and reward sums must be finite".into());
+    }
+    let scale_ok = |s: f64| s.is_finite() && s > 0.0;
+    if !(scale_ok(stats.pulls_scale) && scale_ok(stats.reward_scale)) {
+        return Err("the noise scales must be positive and finite".into());
+    }
+    Ok(())
+}
+
 /// Why a report cannot be accepted, if it cannot.
 pub fn check(report: &PrivateReport) -> Result<(), String> {
     let name_ok = |s: &str| {
@@ -116,7 +153,8 @@ pub fn check(report: &PrivateReport) -> Result<(), String> {
     if !name_ok(&report.release_id) {
         return Err("release_id must be 1 to 64 letters, digits, '_', '-' or '.'".into());
     }
-    if !name_ok(&report.report) {
+    // Arm statistics are named after their bandit, checked below.
+    if !matches!(report.body, Some(Body::ArmStats(_))) && !name_ok(&report.report) {
         return Err(format!("report name {:?} is not valid", report.report));
     }
     if !(report.epsilon.is_finite() && report.epsilon >= 0.0) {
@@ -124,6 +162,7 @@ pub fn check(report: &PrivateReport) -> Result<(), String> {
     }
     match &report.body {
         None => Err("the report has no body".into()),
+        Some(Body::ArmStats(stats)) => check_arm_stats(report, stats),
         Some(Body::Counts(c)) => {
             if c.cells.is_empty() || c.cells.len() != c.values.len() || c.cells.len() > 1000 {
                 return Err("counts need 1 to 1000 cells, one value each".into());

@@ -154,4 +154,10 @@ pub trait Storage: Send + 'static {
         report: &str,
         day: i64,
     ) -> Result<Vec<Vec<u8>>, StorageError>;
+    /// The encoded private reports of one app and report, every day, with their days.
+    fn private_reports_all_days(
+        &mut self,
+        app: &str,
+        report: &str,
+    ) -> Result<Vec<(i64, Vec<u8>)>, StorageError>;
 }

@@ -349,4 +349,16 @@ impl Storage for SqliteStorage {
         let rows = stmt.query_map(params![app, report, day], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
+    fn private_reports_all_days(
+        &mut self,
+        app: &str,
+        report: &str,
+    ) -> Result<Vec<(i64, Vec<u8>)>, StorageError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT day, body FROM private_reports WHERE app = ?1 AND report = ?2 ORDER BY day",
+        )?;
+        let rows = stmt.query_map(params![app, report], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 }

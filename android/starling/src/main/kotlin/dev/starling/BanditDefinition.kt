@@ -59,6 +59,16 @@ public data class BanditDefinition @JvmOverloads constructor(
     /** Cap on the fleet prior's weight per arm, in pseudo-observations. Default 20. */
     val maxPriorPulls: Double = DEFAULT_MAX_PRIOR_PULLS,
     /**
+     * With [shareStatistics]: if set, the statistics leave through the private channel instead
+     * of as events, once per UTC day, clamped and noised for this cost (epsilon) charged to the
+     * privacy budget, with consent for private reports. Default null: raw events.
+     */
+    val privateStatisticsEpsilon: Double? = null,
+    /** Private channel: the most pulls, over all arms, one day's release counts. Default 20. */
+    val privateMaxPullsPerDay: Int = DEFAULT_PRIVATE_MAX_PULLS_PER_DAY,
+    /** Private channel: rewards are clamped to [0, this] (to [0, 1] for Thompson Beta). */
+    val privateRewardMax: Double = 1.0,
+    /**
      * A federated-learning task fed by this bandit: each settled decision (rewarded, or expired
      * at the end of its window) stores an example with the decision's context as values, the
      * chosen arm as the category `arm=<name>`, and label 1 if its reward was positive, else 0.
@@ -73,6 +83,9 @@ public data class BanditDefinition @JvmOverloads constructor(
 
         /** Default [maxPriorPulls]. */
         public const val DEFAULT_MAX_PRIOR_PULLS: Double = 20.0
+
+        /** Default [privateMaxPullsPerDay]. */
+        public const val DEFAULT_PRIVATE_MAX_PULLS_PER_DAY: Int = 20
     }
 
     /** The generated record; negative durations are refused here, the rest by the core. */
@@ -88,6 +101,12 @@ public data class BanditDefinition @JvmOverloads constructor(
         shareStatistics = shareStatistics,
         useFleetPrior = useFleetPrior,
         maxPriorPulls = maxPriorPulls,
+        privateStatisticsEpsilon = privateStatisticsEpsilon,
+        privateMaxPullsPerDay = nonNegative(
+            "bandit \"$name\": privateMaxPullsPerDay",
+            privateMaxPullsPerDay.toLong(),
+        ).toUInt(),
+        privateRewardMax = privateRewardMax,
         learningTask = learningTask,
     )
 }
