@@ -196,3 +196,49 @@ impl Workload {
         event.at(self.time_ms)
     }
 }
+
+/// Runs the test `name` of the current test binary in a child process with `env` set, waits
+/// (at most `ready_within`) until it prints a line ending in `READY`, lets it run for `run_for`,
+/// kills it with SIGKILL and returns the lines it printed after `READY`.
+pub fn run_child_then_kill(
+    name: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+    ready_within: Duration,
+    run_for: Duration,
+) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut command = Command::new(exe);
+    command
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("the child starts");
+    let stdout = child.stdout.take().expect("the child's stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // libtest prints the test's name on the same line before the child's first output.
+    loop {
+        let line = rx.recv_timeout(ready_within).expect("the child gets ready");
+        if line.ends_with("READY") {
+            break;
+        }
+    }
+    std::thread::sleep(run_for);
+    child.kill().expect("SIGKILL the child");
+    child.wait().expect("reap the child");
+    reader.join().expect("the reader thread");
+    rx.try_iter().collect()
+}

@@ -4,9 +4,6 @@
 //! and every event acknowledged by `flush()` must be on the server exactly once.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
@@ -56,48 +53,26 @@ fn acknowledged_events_survive_sigkill() {
     const ROUNDS: i64 = 20;
     let server = TestServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
     // For each round, the highest n below which all events were acknowledged.
     let mut acknowledged: BTreeMap<i64, i64> = BTreeMap::new();
 
     for round in 1..=ROUNDS {
-        let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-            .env(CHILD_DIR, dir.path())
-            .env(CHILD_URL, server.url())
-            .env(CHILD_ROUND, round.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        // Wait until the child is tracking (libtest prints its own prefix on the same line),
-        // then let it run for a random while.
-        loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(30))
-                .expect("child starts");
-            if line.ends_with("READY") {
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(rng.random_range(20..400)));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        reader.join().unwrap();
+        let url = server.url();
+        let round_text = round.to_string();
+        let lines = run_child_then_kill(
+            "crash_child",
+            &[
+                (CHILD_DIR, dir.path().as_os_str()),
+                (CHILD_URL, url.as_ref()),
+                (CHILD_ROUND, round_text.as_ref()),
+            ],
+            Duration::from_secs(30),
+            Duration::from_millis(rng.random_range(20..400)),
+        );
 
-        let acked = rx
-            .try_iter()
+        let acked = lines
+            .iter()
             .filter_map(|line| {
                 line.strip_prefix("ACK ")
                     .and_then(|n| n.parse::<i64>().ok())

@@ -4,14 +4,12 @@
 //! reward learned twice, none acknowledged and lost, every decision either learned or pending,
 //! and one learning example stored with each settled decision.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use starling_core::bandit::{BanditSpec, PolicyKind};
 use starling_core::{Config, Starling};
+use starling_tests::run_child_then_kill;
 
 const CHILD_DIR: &str = "STARLING_BANDIT_CRASH_CHILD_DIR";
 
@@ -80,48 +78,18 @@ fn audit(dir: &std::path::Path) -> (f64, u64, u64, u64) {
 fn learning_survives_sigkill() {
     const ROUNDS: usize = 12;
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(0xba2d17);
     let mut acknowledged = 0u64;
 
     for round in 0..ROUNDS {
-        let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                "bandit_crash_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_DIR, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        // libtest prints the test's name before the child's first line.
-        loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(30))
-                .expect("child starts");
-            if line.ends_with("READY") {
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(rng.random_range(50..400)));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        reader.join().unwrap();
-        acknowledged += rx
-            .try_iter()
+        let lines = run_child_then_kill(
+            "bandit_crash_child",
+            &[(CHILD_DIR, dir.path().as_os_str())],
+            Duration::from_secs(30),
+            Duration::from_millis(rng.random_range(50..400)),
+        );
+        acknowledged += lines
+            .iter()
             .filter_map(|l| l.strip_prefix("ACK ").and_then(|n| n.parse::<u64>().ok()))
             .max()
             .unwrap_or(0);

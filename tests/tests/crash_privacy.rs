@@ -5,14 +5,11 @@
 //! server exactly once, with nothing charged twice.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use starling_core::{Config, Event, ReportKind, ReportSpec, Starling};
-use starling_tests::{device_config, open_device, TestServer, APP};
+use starling_tests::{device_config, open_device, run_child_then_kill, TestServer, APP};
 
 const CHILD_DIR: &str = "STARLING_LEDGER_CRASH_CHILD_DIR";
 const CHILD_URL: &str = "STARLING_LEDGER_CRASH_CHILD_URL";
@@ -82,48 +79,22 @@ fn charged(device: &Starling) -> Vec<(String, i64)> {
 fn the_ledger_survives_sigkill() {
     const ROUNDS: usize = 8;
     let server = TestServer::start();
-    let exe = std::env::current_exe().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x1ed9e7);
     let mut interrupted = 0;
 
     for round in 0..ROUNDS {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                "ledger_crash_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_DIR, dir.path())
-            .env(CHILD_URL, server.url())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(60))
-                .expect("child starts");
-            if line.ends_with("READY") {
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(rng.random_range(0..120)));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        reader.join().unwrap();
-        let finished = rx.try_iter().any(|l| l.contains("DONE"));
+        let url = server.url();
+        let lines = run_child_then_kill(
+            "ledger_crash_child",
+            &[
+                (CHILD_DIR, dir.path().as_os_str()),
+                (CHILD_URL, url.as_ref()),
+            ],
+            Duration::from_secs(60),
+            Duration::from_millis(rng.random_range(0..120)),
+        );
+        let finished = lines.iter().any(|l| l.contains("DONE"));
         interrupted += !finished as usize;
 
         let device = Starling::open(config(dir.path(), &server.url())).unwrap();

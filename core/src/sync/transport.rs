@@ -72,6 +72,14 @@ impl Transport {
             .header("content-encoding", "gzip")
             .header("authorization", &self.authorization)
             .send(payload);
+        self.outcome(result)
+    }
+
+    /// Classifies the answer to an upload: the status, and the server's `Retry-After`.
+    fn outcome(
+        &self,
+        result: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> UploadOutcome {
         let mut response = match result {
             Ok(response) => response,
             Err(e) => {
@@ -174,26 +182,7 @@ impl Transport {
             .header("content-type", starling_proto::CONTENT_TYPE_PROTOBUF)
             .header("authorization", &self.authorization)
             .send(body);
-        match result {
-            Ok(mut response) => {
-                let status = response.status().as_u16();
-                let retry_after_ms = response
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| parse_retry_after(v, self.clock.now_ms()));
-                let _ = response
-                    .body_mut()
-                    .with_config()
-                    .limit(64 * 1024)
-                    .read_to_vec();
-                classify(status, retry_after_ms)
-            }
-            Err(e) => UploadOutcome::Retry {
-                reason: format!("network: {e}"),
-                retry_after_ms: None,
-            },
-        }
+        self.outcome(result)
     }
 }
 
