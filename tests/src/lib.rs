@@ -197,48 +197,88 @@ impl Workload {
     }
 }
 
-/// Runs the test `name` of the current test binary in a child process with `env` set, waits
-/// (at most `ready_within`) until it prints a line ending in `READY`, lets it run for `run_for`,
-/// kills it with SIGKILL and returns the lines it printed after `READY`.
+/// A test of the current test binary running in a child process (for crash tests: the child
+/// works on a database, the parent kills it with SIGKILL at a chosen moment and checks what
+/// survived). Its standard output is read by a thread, line by line.
+pub struct ChildTest {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ChildTest {
+    /// Starts the test `name` of the current test binary with `env` set.
+    pub fn spawn(name: &str, env: &[(&str, &std::ffi::OsStr)]) -> ChildTest {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let mut command = Command::new(exe);
+        command
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("the child starts");
+        let stdout = child.stdout.take().expect("the child's stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        ChildTest {
+            child,
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    /// Waits (at most `within`) for a line containing `marker`; panics if the child ends or
+    /// the time runs out first. libtest prints the test's name on the same line before the
+    /// child's first output, so a marker is matched anywhere in the line.
+    pub fn wait_for(&self, marker: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("the child never printed {marker:?}: {e}"));
+            if line.contains(marker) {
+                return;
+            }
+        }
+    }
+
+    /// Kills the child with SIGKILL and returns the lines it printed since the last
+    /// [`wait_for`](Self::wait_for).
+    pub fn kill(mut self) -> Vec<String> {
+        self.child.kill().expect("SIGKILL the child");
+        self.child.wait().expect("reap the child");
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("the reader thread");
+        }
+        self.lines.try_iter().collect()
+    }
+}
+
+/// Runs the test `name` in a child process with `env` set, waits (at most `ready_within`)
+/// until it prints `READY`, lets it run for `run_for`, kills it with SIGKILL and returns the
+/// lines it printed after `READY`.
 pub fn run_child_then_kill(
     name: &str,
     env: &[(&str, &std::ffi::OsStr)],
     ready_within: Duration,
     run_for: Duration,
 ) -> Vec<String> {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let mut command = Command::new(exe);
-    command
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let mut child = command.spawn().expect("the child starts");
-    let stdout = child.stdout.take().expect("the child's stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    // libtest prints the test's name on the same line before the child's first output.
-    loop {
-        let line = rx.recv_timeout(ready_within).expect("the child gets ready");
-        if line.ends_with("READY") {
-            break;
-        }
-    }
+    let child = ChildTest::spawn(name, env);
+    child.wait_for("READY", ready_within);
     std::thread::sleep(run_for);
-    child.kill().expect("SIGKILL the child");
-    child.wait().expect("reap the child");
-    reader.join().expect("the reader thread");
-    rx.try_iter().collect()
+    child.kill()
 }

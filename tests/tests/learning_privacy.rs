@@ -4,7 +4,6 @@
 //! killed between the charge and the upload resends without a second charge; withdrawing the
 //! federated-learning purpose deletes the examples and stops uploads while raw events go on.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rand::SeedableRng;
@@ -13,7 +12,7 @@ use starling_core::privacy::Cost;
 use starling_core::{Error, Event, Purpose, Starling};
 use starling_server::learning::TaskDefinition;
 use starling_tests::learning::*;
-use starling_tests::{device_config, open_device, sync_until_drained, TestServer};
+use starling_tests::{device_config, open_device, sync_until_drained, ChildTest, TestServer};
 
 /// An asynchronous task whose devices noise their updates with z = 2: opendp's map gives
 /// rho = 1 / (2 z^2) = 0.125 per update, a quarter of the default daily rho budget (0.5).
@@ -161,30 +160,16 @@ fn learning_privacy_child() {
 fn a_device_killed_between_charge_and_upload_is_not_charged_again() {
     let server = TestServer::start_with(|c| c.learning_tasks = vec![noisy_task("killed")]);
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "learning_privacy_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_DIR, dir.path())
-        .env(CHILD_URL, server.url())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("CHARGED") {
-        line.clear();
-        assert!(
-            std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0,
-            "child died"
-        );
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    let url = server.url();
+    let child = ChildTest::spawn(
+        "learning_privacy_child",
+        &[
+            (CHILD_DIR, dir.path().as_os_str()),
+            (CHILD_URL, url.as_ref()),
+        ],
+    );
+    child.wait_for("CHARGED", Duration::from_secs(60));
+    child.kill(); // SIGKILL
 
     // Reopened: the charge and the stored update survived together; nothing was sent.
     let device = open_device(device_config(dir.path(), &server.url()));

@@ -2,7 +2,6 @@
 //! real devices; dropouts, deadlines, over-selection, late, stale and malformed updates, a
 //! device killed mid-round, example bounds, ETag revalidation and on-device noise.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use prost::Message;
@@ -10,7 +9,7 @@ use rand::SeedableRng;
 use starling_core::learning::{Eligibility, Features};
 use starling_proto::v1::{CheckIn, ModelUpdate};
 use starling_tests::learning::*;
-use starling_tests::{device_config, open_device, proxy, TestServer, API_KEY};
+use starling_tests::{device_config, open_device, proxy, ChildTest, TestServer, API_KEY};
 
 #[test]
 fn the_model_is_revalidated_with_its_etag() {
@@ -375,30 +374,16 @@ fn a_killed_device_resumes_without_submitting_twice() {
     let dir = tempfile::tempdir().unwrap();
 
     // A real process builds its update, then is killed before it sends it.
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "learning_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_DIR, dir.path())
-        .env(CHILD_URL, proxy.url())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("BUILT") {
-        line.clear();
-        assert!(
-            std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0,
-            "child died"
-        );
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    let url = proxy.url();
+    let child = ChildTest::spawn(
+        "learning_child",
+        &[
+            (CHILD_DIR, dir.path().as_os_str()),
+            (CHILD_URL, url.as_ref()),
+        ],
+    );
+    child.wait_for("BUILT", Duration::from_secs(60));
+    child.kill(); // SIGKILL
 
     // Reopened, the device sends the stored update; the server keeps it but the answer is lost.
     let device = open_device(device_config(dir.path(), &proxy.url()));

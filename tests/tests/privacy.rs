@@ -3,16 +3,14 @@
 //! estimates once enough devices contributed. Budgets, refusals, restarts, resends and a
 //! SIGKILL between the charge and the send.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use prost::Message;
 use starling_core::{Config, Event, ReportKind, ReportSpec, Starling};
 use starling_proto::v1::{DeviceConfig, PrivacyBudget, PrivateEstimate};
 use starling_tests::proxy::{FaultyProxy, Misbehaviour};
-use starling_tests::{device_config, open_device, TestServer, API_KEY};
+use starling_tests::{device_config, open_device, ChildTest, TestServer, API_KEY};
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
@@ -299,26 +297,17 @@ fn a_kill_between_charge_and_send_refunds_nothing() {
     // A server that accepts the connection and never answers.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_url = format!("http://{}", silent.local_addr().unwrap());
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
-        .args([
-            "--exact",
-            "privacy_crash_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_DIR, dir.path())
-        .env(CHILD_URL, &silent_url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert!(lines.any(|l| l.unwrap().ends_with("READY")), "child starts");
+    let child = ChildTest::spawn(
+        "privacy_crash_child",
+        &[
+            (CHILD_DIR, dir.path().as_os_str()),
+            (CHILD_URL, silent_url.as_ref()),
+        ],
+    );
+    child.wait_for("READY", Duration::from_secs(60));
     // The child connects only after the charge is committed: kill it while it waits.
     let (connection, _) = silent.accept().unwrap();
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    child.kill(); // SIGKILL
     drop(connection);
 
     let server = TestServer::start();
